@@ -1,0 +1,27 @@
+"""Remediations: one module per fix, each exporting pytest fixtures that return the fix.
+
+A check names its fix with ``@pytest.mark.remediation("<fixture>")``. To add one, write a
+module here with a fixture returning a zero-argument callable that makes its changes through
+the ``steps`` fixture, and list the module below.
+
+| fixture               | module          | heals                                  |
+|-----------------------|-----------------|----------------------------------------|
+| start_vm              | vm              | the Multipass VM is stopped            |
+| sync_clock            | clock           | clock offset / time daemon unsynced    |
+| free_disk             | disk            | low disk on / or the runner's _work    |
+| reconfigure_runner    | registration    | missing, deleted or stale registration |
+| start_runner_service  | service         | runner service or listener not running |
+| diagnose_offline      | online          | GitHub shows the runner offline        |
+| enable_bpf_lsm        | bpf_lsm         | BPF LSM inactive (opt-in: reboots)     |
+"""
+
+# service and registration first: the clock and online fixes build on their functions.
+MODULES = [
+    "remediations.service",
+    "remediations.registration",
+    "remediations.vm",
+    "remediations.clock",
+    "remediations.disk",
+    "remediations.online",
+    "remediations.bpf_lsm",
+]

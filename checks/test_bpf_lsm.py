@@ -1,0 +1,37 @@
+"""BPF LSM is active and the kernel is the one the runner advertises (kernel-matrix CI needs both)."""
+
+import re
+
+import pytest
+
+from runner_health.bpf_lsm import fix_instructions
+
+pytestmark = pytest.mark.needs("vm")
+
+
+@pytest.mark.remediation("enable_bpf_lsm")
+def test_bpf_lsm_active(target, settings):
+    active = target.file("/sys/kernel/security/lsm").content_string.strip()
+    assert "bpf" in active.split(","), (
+        f"bpf is not an active LSM ({active}).\n{fix_instructions(settings.remediation.lsm)}"
+    )
+
+
+def test_kernel_btf_present(target):
+    assert target.file("/sys/kernel/btf/vmlinux").exists, (
+        "/sys/kernel/btf/vmlinux is missing: the kernel lacks CONFIG_DEBUG_INFO_BTF"
+    )
+
+
+def test_kernel_matches_runner_label(target, settings):
+    wanted = [
+        m.group(1)
+        for label in settings.runner.labels
+        if (m := re.fullmatch(r"kernel-(\d+\.\d+)", label))
+    ]
+    if not wanted:
+        pytest.skip("the runner advertises no kernel-X.Y label")
+    release = target.check_output("uname -r")
+    assert any(release.startswith(f"{version}.") or release == version for version in wanted), (
+        f"kernel {release} does not match the runner's label(s) {', '.join('kernel-' + v for v in wanted)}"
+    )

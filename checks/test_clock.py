@@ -1,0 +1,23 @@
+"""The VM's clock agrees with GitHub's: GitHub rejects the runner's token past five minutes."""
+
+import pytest
+
+from runner_health import clock
+
+pytestmark = pytest.mark.needs("vm")
+
+
+@pytest.mark.remediation("sync_clock")
+def test_clock_matches_github(target, github, settings):
+    offset = clock.offset_seconds(target, github)
+    limit = settings.thresholds.max_clock_offset_seconds
+    assert abs(offset) <= limit, (
+        f"the VM clock is {offset:+.0f}s off GitHub's (limit ±{limit:.0f}s)"
+    )
+
+
+@pytest.mark.remediation("sync_clock")
+def test_time_daemon_synchronised(target):
+    daemon = clock.time_daemon(target)
+    assert daemon, "no time daemon is active (chrony or systemd-timesyncd)"
+    assert clock.synchronised(target, daemon), f"{daemon} is not synchronised to a time source"

@@ -1,0 +1,15 @@
+"""The runner's systemd service is active and its Runner.Listener process runs."""
+
+import pytest
+
+pytestmark = pytest.mark.needs("vm")
+
+
+@pytest.mark.remediation("start_runner_service")
+def test_runner_service_active(target, runner_install):
+    unit = runner_install.unit()
+    assert unit, (
+        f"{runner_install.directory}/.service is missing: the runner service is not installed"
+    )
+    assert target.service(unit).is_running, f"{unit} is not active"
+    assert runner_install.listener_running(), f"{unit} is active but Runner.Listener is not running"

@@ -1,0 +1,40 @@
+"""Start (or restart) the runner's service, never under a running job."""
+
+import shlex
+
+import pytest
+
+from runner_health.runner import RunnerInstall
+from runner_health.steps import RemediationRefused, Steps
+from runner_health.targets import run
+
+
+def ensure_running(install: RunnerInstall, steps: Steps, why: str) -> None:
+    """Get Runner.Listener running under its systemd unit; install the unit if it is missing."""
+    if install.registration() is None:
+        raise RemediationRefused(
+            "the runner is not configured (.runner missing): the registration fix must run first"
+        )
+    if install.job_running():
+        raise RemediationRefused(
+            "a job is running (Runner.Worker): the service is not restarted under it"
+        )
+    directory = shlex.quote(install.directory)
+    unit = install.unit()
+    if unit is None:
+        steps.run(
+            f"cd {directory} && ./svc.sh install {shlex.quote(install.user)}",
+            why="the service is not installed",
+        )
+        unit = install.unit() or "the runner unit"
+    active = (
+        run(install.host, f"systemctl is-active --quiet {shlex.quote(unit)}", timeout=30).rc == 0
+    )
+    verb = "restart" if active else "start"
+    steps.run(f"systemctl {verb} {shlex.quote(unit)}", why=why)
+    steps.wait_until(install.listener_running, "Runner.Listener runs", timeout=60)
+
+
+@pytest.fixture
+def start_runner_service(runner_install, steps):
+    return lambda: ensure_running(runner_install, steps, why="the runner service is not running")

@@ -1,0 +1,43 @@
+"""Free space where the runner needs it.
+
+>>> usage(target, "/opt/actions-runner/_work")
+Usage(path='/opt/actions-runner/_work', free=209715200, total=268435456)
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from testinfra.host import Host
+
+from runner_health.targets import run
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Usage:
+    path: str
+    free: int
+    total: int
+
+    @property
+    def free_percent(self) -> float:
+        return 100 * self.free / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.free / GIB:.2f} GiB free of {self.total / GIB:.2f} GiB ({self.free_percent:.0f}%)"
+
+
+def parse_df(output: str, path: str) -> Usage:
+    """Parse ``df -P -B1`` (POSIX format: one line per filesystem, no wrapping)."""
+    fields = output.strip().splitlines()[-1].split()
+    return Usage(path=path, total=int(fields[1]), free=int(fields[3]))
+
+
+def usage(host: Host, path: str) -> Usage:
+    result = run(host, f"df -P -B1 {shlex.quote(path)}", timeout=30)
+    if result.rc != 0:
+        raise RuntimeError(f"df {path} failed: {result.stderr.strip()}")
+    return parse_df(result.stdout, path)
