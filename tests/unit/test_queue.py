@@ -1,0 +1,45 @@
+"""Queued jobs that wait for our runner are reported with the reason nobody takes them."""
+
+from datetime import UTC, datetime
+
+from runner_health.queue import stuck_jobs
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+RUNNER = {
+    "name": "vm1",
+    "status": "online",
+    "busy": False,
+    "labels": [{"name": n} for n in ("self-hosted", "Linux", "X64", "kernel-6.6")],
+}
+
+
+def job(labels, created="2026-11-28T11:00:00Z"):
+    return {
+        "id": 7,
+        "run_id": 3,
+        "name": "Kernel Matrix (6.6)",
+        "labels": labels,
+        "created_at": created,
+    }
+
+
+def test_recent_jobs_are_not_reported():
+    assert stuck_jobs([job(["self-hosted"], "2026-11-28T11:55:00Z")], RUNNER, [], 15, NOW) == []
+
+
+def test_github_hosted_jobs_are_not_ours():
+    assert stuck_jobs([job(["ubuntu-latest"])], RUNNER, [], 15, NOW) == []
+
+
+def test_reasons():
+    offline = {**RUNNER, "status": "offline"}
+    busy = {**RUNNER, "busy": True}
+    assert "offline" in stuck_jobs([job(["self-hosted", "linux"])], offline, [], 15, NOW)[0]
+    assert "busy" in stuck_jobs([job(["self-hosted"])], busy, [], 15, NOW)[0]
+    assert (
+        "lacks kernel-5.15"
+        in stuck_jobs([job(["self-hosted", "kernel-5.15"])], RUNNER, [], 15, NOW)[0]
+    )
+    assert "not registered" in stuck_jobs([job(["self-hosted"])], None, ["self-hosted"], 15, NOW)[0]
+    line = stuck_jobs([job(["self-hosted", "KERNEL-6.6"])], RUNNER, [], 15, NOW)[0]
+    assert "queued since 2026-11-28T11:00:00Z (60 min)" in line
