@@ -1,0 +1,84 @@
+"""The GitHub client against the stateful fake: errors classified, tokens masked, 304s free."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from runner_health import redact
+from runner_health.config import GitHubSettings
+from runner_health.github import GitHub, GitHubError, GitHubUnavailable
+from tests.testbed.fake_github import FakeGitHub
+
+
+@pytest.fixture
+def fake():
+    with FakeGitHub(timeout_hold=5) as server:
+        yield server
+
+
+def client(fake: FakeGitHub, token: str | None = None, timeout: float = 2) -> GitHub:
+    settings = GitHubSettings(
+        repository=f"{fake.owner}/{fake.repo}",
+        organization=None,
+        api_url=fake.url,
+        server_url=fake.url,
+        token_file=None,
+        timeout_seconds=timeout,
+    )
+    return GitHub(settings, token or fake.admin_token)
+
+
+def test_unknown_runner_is_none_and_the_clock_is_githubs(fake):
+    gh = client(fake)
+    assert gh.runners() == []
+    assert gh.runner("assay-bpf-runner") is None
+    assert abs((gh.server_time() - datetime.now(UTC)).total_seconds()) < 3
+
+
+def test_registration_token_is_registered_as_a_secret(fake):
+    token = client(fake).registration_token()
+    assert redact.scrub(f"config.sh --token {token}") == "config.sh --token ***"
+
+
+def test_bad_credentials_are_an_error_not_an_outage(fake):
+    with pytest.raises(GitHubError) as error:
+        client(fake, token="wrong-token-123").runners()
+    assert not isinstance(error.value, GitHubUnavailable)
+    assert "401" in str(error.value)
+
+
+@pytest.mark.parametrize("kind", ["5xx", "timeout", "rate_limit"])
+def test_outages_are_unavailable(fake, kind):
+    fake.fail_with(kind)
+    started = time.monotonic()
+    with pytest.raises(GitHubUnavailable):
+        client(fake, timeout=1).registration_token()
+    assert time.monotonic() - started < 8  # bounded: one retry, each with a timeout
+
+
+def test_conditional_get_costs_no_rate_limit(fake):
+    gh = client(fake)
+    gh.runners()
+    before = fake.rate_limit_remaining
+    gh.runners()
+    assert fake.rate_limit_remaining == before
+    assert fake.requests[-1][2] == 304
+
+
+def test_queued_jobs_are_listed_with_their_labels(fake):
+    fake.queue_job(["self-hosted", "kernel-6.6"], datetime.now(UTC) - timedelta(minutes=30))
+    (job,) = client(fake).queued_jobs()
+    assert job["labels"] == ["self-hosted", "kernel-6.6"]
+    assert job["runner_id"] is None
+
+
+def test_issue_lifecycle(fake):
+    gh = client(fake)
+    issue = gh.create_issue("Runner offline", "body", ["runner-health"])
+    assert [i["number"] for i in gh.open_issues("runner-health")] == [issue["number"]]
+    gh.comment_issue(issue["number"], "still offline")
+    gh.close_issue(issue["number"])
+    assert gh.open_issues("runner-health") == []
