@@ -42,7 +42,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -1196,7 +1195,9 @@ class _Handler(BaseHTTPRequestHandler):
     github: FakeGitHub
     protocol_version = "HTTP/1.1"
     server_version = "GitHub.com"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read ``FakeGitHub.requests`` instead."""
@@ -1251,8 +1252,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, body: Any, headers: dict[str, str] | None = None, etag: bool = False
     ) -> None:
         data = b"" if body is None or status in (204, 304) else json.dumps(body).encode()
-        self.send_response(status, HTTPStatus(status).phrase)
-        self.send_header("Date", formatdate(usegmt=True))
+        self.send_response(status, HTTPStatus(status).phrase)  # adds Server and Date
         self.send_header("x-github-request-id", secrets.token_hex(8).upper())
         for key, value in (headers or {}).items():
             self.send_header(key, value)
