@@ -100,23 +100,44 @@ find_work_dir() {
 	[[ $folder == /* ]] && WORK_DIR=$folder || WORK_DIR=$RUNNER_DIR/$folder
 }
 
-# A Runner.Worker process exists exactly while the runner executes a job.
-detect_job() {
-	local pids="" f
+# A Runner.Worker process exists exactly while the runner executes a job. Match the program
+# (or an interpreter running it), not any command line that merely mentions the name (grep).
+WORKER_RE='^([^ ]*/)?((python[0-9.]*|bash|sh|dotnet) +([^ ]*/)?)?Runner[.]Worker( |$)'
+
+# "PID COMMAND LINE" of every Runner.Worker process.
+worker_processes() {
+	local f line
 	if command -v pgrep >/dev/null; then
-		pids=$(pgrep -f 'Runner[.]Worker' </dev/null || true)
-	else
-		for f in /proc/[0-9]*/cmdline; do
-			if tr '\0' ' ' <"$f" 2>/dev/null | grep -q 'Runner[.]Worker'; then
-				f=${f#/proc/}
-				pids+="${pids:+$'\n'}${f%/cmdline}"
-			fi
-		done
+		pgrep -af "$WORKER_RE" || true
+		return
 	fi
+	for f in /proc/[0-9]*/cmdline; do
+		line=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+		if [[ $line =~ $WORKER_RE ]]; then
+			f=${f#/proc/}
+			echo "${f%/cmdline} $line"
+		fi
+	done
+}
+
+# A worker started by path belongs to the runner installed there: another runner's job on the
+# same VM doesn't use our workspaces. One started without a path could be ours: count it.
+detect_job() {
+	local pid cmdline program real pids=""
+	real=$(realpath -m "$RUNNER_DIR" 2>/dev/null || echo "$RUNNER_DIR")
+	while read -r pid cmdline; do
+		[[ -n $pid ]] || continue
+		program=${cmdline%%Runner.Worker*}Runner.Worker
+		program=${program##* }
+		if [[ $program == */* && $program != "$RUNNER_DIR"/* && $program != "$real"/* ]]; then
+			continue
+		fi
+		pids+="${pids:+, }$pid"
+	done < <(worker_processes)
 	if [[ -n $pids ]]; then
 		JOB_RUNNING=1
-		echo "A job is running (Runner.Worker pid ${pids//$'\n'/, }): job workspaces, _temp," \
-			"_tool and _actions are left alone."
+		echo "A job is running (Runner.Worker pid $pids): job workspaces, _temp, _tool and" \
+			"_actions are left alone."
 	fi
 }
 
