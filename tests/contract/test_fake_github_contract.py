@@ -1,0 +1,267 @@
+"""Contract: every body the fake GitHub serves validates against GitHub's own OpenAPI models.
+
+githubkit's pydantic models are generated from GitHub's official REST description: a missing
+or mistyped required field fails ``model_validate``. The scenarios drive the fake the way the
+runner stand-in and the product do (register through ``/_runner``, list, tokens, queued runs
+and jobs, issues, errors), so a shape the product relies on can't drift from the real API.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.testbed.fake_github import FakeGitHub
+
+models = pytest.importorskip("githubkit_schemas.v2022_11_28.models")
+
+REPO = "/repos/acme/kernel-ci"
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub(online_grace=5).start()
+    yield fake
+    fake.stop()
+
+
+def api(github: FakeGitHub, method: str, path: str, **kwargs: Any) -> requests.Response:
+    headers = {"Authorization": f"Bearer {github.admin_token}", **kwargs.pop("headers", {})}
+    return requests.request(method, github.url + path, headers=headers, timeout=10, **kwargs)
+
+
+def register(github: FakeGitHub, name: str = "vm1", labels: tuple[str, ...] = ("bpf",)) -> dict:
+    """What config.sh then Runner.Listener run do: returns the live session."""
+    token = api(github, "POST", f"{REPO}/actions/runners/registration-token").json()["token"]
+    tenant = requests.post(
+        github.url + "/_runner/actions/runner-registration",
+        json={"url": github.runner_url(guest=False), "runner_event": "register"},
+        headers={"Authorization": f"RemoteAuth {token}"},
+        timeout=10,
+    )
+    assert tenant.status_code == 200
+    agent = requests.post(
+        github.url + "/_runner/agents",
+        json={"name": name, "labels": list(labels), "public_key": "k", "version": "2.330.0"},
+        headers={"Authorization": f"Bearer {tenant.json()['token']}"},
+        timeout=10,
+    ).json()
+    session = requests.post(
+        github.url + "/_runner/sessions",
+        json={"client_id": agent["authorization"]["client_id"], "key": "k"},
+        timeout=10,
+    )
+    assert session.status_code == 200
+    return session.json()
+
+
+def poll(github: FakeGitHub, session: dict, status: str = "Online") -> requests.Response:
+    return requests.get(
+        f"{github.url}/_runner/sessions/{session['session_id']}/message?status={status}",
+        headers={"Authorization": f"Bearer {session['access_token']}"},
+        timeout=10,
+    )
+
+
+def test_tokens_validate_and_expire_in_an_hour(github: FakeGitHub) -> None:
+    for kind in ("registration-token", "remove-token"):
+        response = api(github, "POST", f"{REPO}/actions/runners/{kind}")
+        assert response.status_code == 201
+        token = models.AuthenticationToken.model_validate(response.json())
+        left = token.expires_at.timestamp() - time.time()
+        assert 3500 < left <= 3600
+        assert not token.token.startswith(("ghp_", "github_pat_", "ghs_"))
+    assert not github.admin_token.startswith(("ghp_", "github_pat_"))
+
+
+def test_runner_list_and_get_validate(github: FakeGitHub) -> None:
+    session = register(github)
+    register(github, "vm2", ("gpu",))
+    listing = api(github, "GET", f"{REPO}/actions/runners")
+    body = models.ReposOwnerRepoActionsRunnersGetResponse200.model_validate(listing.json())
+    assert body.total_count == 2
+    by_name = {r.name: r for r in body.runners}
+    assert by_name["vm1"].status == "online" and by_name["vm1"].busy is False
+    assert {lbl.name for lbl in by_name["vm1"].labels} == {"self-hosted", "Linux", "X64", "bpf"}
+    assert {lbl.type for lbl in by_name["vm1"].labels} == {"read-only", "custom"}
+
+    named = api(github, "GET", f"{REPO}/actions/runners", params={"name": "vm2"}).json()
+    assert [r["name"] for r in named["runners"]] == ["vm2"]
+    page = api(github, "GET", f"{REPO}/actions/runners", params={"per_page": 1, "page": 2})
+    assert page.json()["total_count"] == 2 and len(page.json()["runners"]) == 1
+    assert 'rel="prev"' in page.headers["Link"]
+
+    one = api(github, "GET", f"{REPO}/actions/runners/{session['agent']['id']}")
+    assert models.Runner.model_validate(one.json()).name == "vm1"
+    org = api(github, "GET", "/orgs/acme/actions/runners").json()
+    models.OrgsOrgActionsRunnersGetResponse200.model_validate(org)
+
+
+def test_queued_run_and_job_shapes_through_assignment(github: FakeGitHub) -> None:
+    session = register(github)
+    job = github.queue_job(["self-hosted", "bpf"], duration=0)
+    assert models.Job.model_validate(job).status == "queued"
+
+    queued = api(github, "GET", f"{REPO}/actions/runs", params={"status": "queued"}).json()
+    runs = models.ReposOwnerRepoActionsRunsGetResponse200.model_validate(queued)
+    assert [r.id for r in runs.workflow_runs] == [job["run_id"]]
+    jobs = api(github, "GET", f"{REPO}/actions/runs/{job['run_id']}/jobs").json()
+    parsed = models.ReposOwnerRepoActionsRunsRunIdJobsGetResponse200.model_validate(jobs)
+    assert parsed.jobs[0].runner_id is None and parsed.jobs[0].labels == ["self-hosted", "bpf"]
+
+    message = poll(github, session)
+    assert message.status_code == 200
+    body = message.json()["body"]
+    assert github.runner("vm1")["busy"] is True
+    assigned = models.Job.model_validate(github.job(job["id"]))
+    assert assigned.runner_name == "vm1" and assigned.runner_id == session["agent"]["id"]
+    auth = {"Authorization": f"Bearer {body['job_token']}"}
+    url = f"{github.url}/_runner/jobs/{job['id']}"
+    assert requests.post(url + "/start", headers=auth, timeout=10).json()["status"] == "in_progress"
+    done = requests.post(
+        url + "/complete", json={"conclusion": "success"}, headers=auth, timeout=10
+    ).json()
+    assert models.Job.model_validate(done).conclusion == "success"
+    assert github.runner("vm1")["busy"] is False
+    left = api(github, "GET", f"{REPO}/actions/runs", params={"status": "queued"}).json()
+    assert left["total_count"] == 0
+
+
+def test_issue_lifecycle_shapes(github: FakeGitHub) -> None:
+    created = api(
+        github,
+        "POST",
+        f"{REPO}/issues",
+        json={"title": "runner offline", "body": "details", "labels": ["runner-health"]},
+    )
+    assert created.status_code == 201
+    issue = models.Issue.model_validate(created.json())
+    listed = api(
+        github, "GET", f"{REPO}/issues", params={"state": "open", "labels": "runner-health"}
+    )
+    assert [models.Issue.model_validate(i).number for i in listed.json()] == [issue.number]
+    assert api(github, "GET", f"{REPO}/issues", params={"labels": "other"}).json() == []
+
+    comment = api(github, "POST", f"{REPO}/issues/{issue.number}/comments", json={"body": "again"})
+    assert comment.status_code == 201
+    models.IssueComment.model_validate(comment.json())
+    comments = api(github, "GET", f"{REPO}/issues/{issue.number}/comments").json()
+    assert [models.IssueComment.model_validate(c).body for c in comments] == ["again"]
+
+    closed = api(github, "PATCH", f"{REPO}/issues/{issue.number}", json={"state": "closed"})
+    assert models.Issue.model_validate(closed.json()).state == "closed"
+    assert api(github, "GET", f"{REPO}/issues", params={"state": "open"}).json() == []
+
+    invalid = api(github, "POST", f"{REPO}/issues", json={"body": "no title"})
+    assert invalid.status_code == 422
+    models.ValidationError.model_validate(invalid.json())
+
+
+@pytest.mark.parametrize("kind", ["5xx", "rate_limit"])
+def test_error_bodies_validate(github: FakeGitHub, kind: str) -> None:
+    bad = requests.get(github.url + f"{REPO}/actions/runners", timeout=10)
+    assert bad.status_code == 401
+    assert models.BasicError.model_validate(bad.json()).message == "Bad credentials"
+    missing = api(github, "GET", f"{REPO}/actions/runners/999")
+    assert missing.status_code == 404
+    models.BasicError.model_validate(missing.json())
+
+    github.fail_with(kind, retry_after=7)
+    failed = api(github, "GET", f"{REPO}/actions/runners")
+    models.BasicError.model_validate(failed.json())
+    if kind == "5xx":
+        assert failed.status_code in (502, 503)
+    else:
+        assert failed.status_code == 403
+        assert failed.headers["x-ratelimit-remaining"] == "0"
+        assert failed.headers["retry-after"] == "7"
+    github.fail_with(None)
+    assert api(github, "GET", f"{REPO}/actions/runners").status_code == 200
+
+
+def test_every_answer_has_date_and_rate_limit_headers(github: FakeGitHub) -> None:
+    for response in (
+        api(github, "GET", f"{REPO}/actions/runners"),
+        requests.get(github.url + f"{REPO}/issues", timeout=10),
+        api(github, "GET", "/nope"),
+    ):
+        assert response.headers["Date"].endswith("GMT")
+        for header in ("limit", "remaining", "used", "reset", "resource"):
+            assert f"x-ratelimit-{header}" in response.headers
+
+
+def test_304_does_not_count_against_the_rate_limit(github: FakeGitHub) -> None:
+    first = api(github, "GET", f"{REPO}/actions/runners")
+    remaining = int(first.headers["x-ratelimit-remaining"])
+    etag = first.headers["ETag"]
+    for _ in range(3):
+        again = api(github, "GET", f"{REPO}/actions/runners", headers={"If-None-Match": etag})
+        assert again.status_code == 304
+        assert int(again.headers["x-ratelimit-remaining"]) == remaining
+    register(github)  # costs one request (the registration token); changes the list
+    changed = api(github, "GET", f"{REPO}/actions/runners", headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert int(changed.headers["x-ratelimit-remaining"]) == remaining - 2
+    assert github.rate_limit_remaining == remaining - 2
+
+
+def test_expired_registration_token_is_not_found(github: FakeGitHub) -> None:
+    token = github.create_registration_token()
+    github.expire_registration_tokens()
+    answer = requests.post(
+        github.url + "/_runner/actions/runner-registration",
+        json={"url": github.runner_url(guest=False), "runner_event": "register"},
+        headers={"Authorization": f"RemoteAuth {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 404
+    assert models.BasicError.model_validate(answer.json()).message == "Not Found"
+
+
+@pytest.mark.parametrize("offset", [7200, -7200])
+def test_clock_skew_rejects_session(github: FakeGitHub, offset: int) -> None:
+    github.poll_timeout = 0.2
+    session = register(github)  # makes one session; the skewed client asks for another
+    assert poll(github, session).status_code == 204
+    github.delete_runner("vm1")
+    assert poll(github, session).json()["typeName"] == "TaskAgentSessionExpiredException"
+
+    token = github.create_registration_token()
+    tenant = requests.post(
+        github.url + "/_runner/actions/runner-registration",
+        json={"url": github.runner_url(guest=False), "runner_event": "register"},
+        headers={"Authorization": f"RemoteAuth {token}"},
+        timeout=10,
+    ).json()
+    agent = requests.post(
+        github.url + "/_runner/agents",
+        json={"name": "vm1", "labels": [], "public_key": "k2"},
+        headers={"Authorization": f"Bearer {tenant['token']}"},
+        timeout=10,
+    ).json()
+    skewed = requests.post(
+        github.url + "/_runner/sessions",
+        json={
+            "client_id": agent["authorization"]["client_id"],
+            "key": "k2",
+            "client_time": time.time() + offset,
+        },
+        timeout=10,
+    )
+    assert skewed.status_code == 401
+    assert "Current server time is" in skewed.json()["error_description"]
+    assert github.runner("vm1")["status"] == "offline"
+    within = requests.post(
+        github.url + "/_runner/sessions",
+        json={
+            "client_id": agent["authorization"]["client_id"],
+            "key": "k2",
+            "client_time": time.time() + 200,
+        },
+        timeout=10,
+    )
+    assert within.status_code == 200
