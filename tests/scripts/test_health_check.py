@@ -1,0 +1,231 @@
+"""health_check.sh: what it passes to pytest, and idempotent cron/timer installs.
+
+The host's crontab and systemd are never touched: ``crontab`` and ``systemctl`` are fakes on
+PATH writing to temp files, and SYSTEMD_DIR points at a temp dir.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.scripts.conftest import ROOT, run_script, write_fake
+from tests.testbed.fake_github import FakeGitHub
+
+SCRIPT = ROOT / "health_check.sh"
+
+FAKE_CRONTAB = """
+case $1 in
+  -l) [ -f "$CRONTAB_FILE" ] || { echo "no crontab for $(id -un)" >&2; exit 1; }
+      cat "$CRONTAB_FILE" ;;
+  -) cat > "$CRONTAB_FILE" ;;
+  *) echo "fake crontab: unexpected $*" >&2; exit 1 ;;
+esac
+"""
+
+# Remembers enabled/active units as files in $SYSTEMCTL_STATE.
+FAKE_SYSTEMCTL = """
+unit=${@: -1}
+case $1 in
+  daemon-reload) ;;
+  enable) touch "$SYSTEMCTL_STATE/$unit.enabled" "$SYSTEMCTL_STATE/$unit.active" ;;
+  disable) rm -f "$SYSTEMCTL_STATE/$unit.enabled" "$SYSTEMCTL_STATE/$unit.active" ;;
+  is-enabled) [ -f "$SYSTEMCTL_STATE/$unit.enabled" ] ;;
+  is-active) [ -f "$SYSTEMCTL_STATE/$unit.active" ] ;;
+  *) echo "fake systemctl: unexpected $*" >&2; exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path, fakes) -> dict[str, str]:
+    bin_dir, _ = fakes
+    write_fake(bin_dir, "crontab", FAKE_CRONTAB)
+    write_fake(bin_dir, "systemctl", FAKE_SYSTEMCTL)
+    (tmp_path / "systemd").mkdir()
+    (tmp_path / "systemctl-state").mkdir()
+    return {
+        "CRONTAB_FILE": str(tmp_path / "crontab"),
+        "SYSTEMD_DIR": str(tmp_path / "systemd"),
+        "SYSTEMCTL_STATE": str(tmp_path / "systemctl-state"),
+        "RUNNER_HEALTH_LOG": str(tmp_path / "runner-health.log"),
+        "RUNNER_HEALTH_CONFIG": str(tmp_path / "absent.toml"),
+    }
+
+
+def health_check(args: list[str], fakes, env: dict[str, str]):
+    return run_script([str(SCRIPT), *args], fakes=fakes, env=env)
+
+
+def calls(fakes, command: str) -> list[str]:
+    return [line for line in fakes[1].read_text().splitlines() if line.startswith(command + " ")]
+
+
+def test_install_cron_twice_leaves_one_line_and_says_so(tmp_path, fakes, env):
+    crontab = tmp_path / "crontab"
+    crontab.write_text("0 3 * * * /usr/local/bin/backup\n")
+    first = health_check(["--install-cron"], fakes, env)
+    assert first.returncode == 0, first.stderr
+    assert "cron installed" in first.stdout
+    lines = crontab.read_text().splitlines()
+    assert lines[0] == "0 3 * * * /usr/local/bin/backup"  # someone else's line stays
+    ours = [line for line in lines if "runner-health" in line]
+    assert len(ours) == 1
+    assert ours[0].startswith("*/5 * * * * ")
+    assert f"cd '{ROOT}' && ./health_check.sh >> '{tmp_path}/runner-health.log' 2>&1" in ours[0]
+
+    writes_before = len(calls(fakes, "crontab -"))
+    second = health_check(["--install-cron"], fakes, env)
+    assert second.returncode == 0, second.stderr
+    assert "already installed, nothing changed" in second.stdout
+    assert crontab.read_text().splitlines() == lines
+    assert len(calls(fakes, "crontab -")) == writes_before  # not even rewritten
+
+
+def test_install_cron_with_no_crontab_yet(tmp_path, fakes, env):
+    result = health_check(["--install-cron"], fakes, env)
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "crontab").read_text().splitlines()) == 1
+
+
+def test_install_cron_replaces_an_outdated_line(tmp_path, fakes, env):
+    crontab = tmp_path / "crontab"
+    crontab.write_text("*/10 * * * * /old/health_check.sh # runner-health\n")
+    result = health_check(["--install-cron"], fakes, env)
+    assert result.returncode == 0, result.stderr
+    lines = crontab.read_text().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("*/5 ")
+
+
+def test_install_timer_twice_is_idempotent(tmp_path, fakes, env):
+    first = health_check(["--install-timer"], fakes, env)
+    assert first.returncode == 0, first.stderr
+    service = (tmp_path / "systemd" / "runner-health.service").read_text()
+    timer = (tmp_path / "systemd" / "runner-health.timer").read_text()
+    assert f'ExecStart="{SCRIPT}"' in service
+    assert "Type=oneshot" in service
+    assert "OnCalendar=*:0/5" in timer
+    assert "WantedBy=timers.target" in timer
+    assert calls(fakes, "systemctl") == [
+        "systemctl daemon-reload",
+        "systemctl enable --now runner-health.timer",
+    ]
+
+    second = health_check(["--install-timer"], fakes, env)
+    assert second.returncode == 0, second.stderr
+    assert "already installed and enabled, nothing changed" in second.stdout
+    assert (tmp_path / "systemd" / "runner-health.service").read_text() == service
+    changing = [c for c in calls(fakes, "systemctl") if " is-" not in c]
+    assert len(changing) == 2  # no second daemon-reload or enable
+
+
+def test_uninstall_removes_both_and_twice_is_harmless(tmp_path, fakes, env):
+    (tmp_path / "crontab").write_text("0 3 * * * /usr/local/bin/backup\n")
+    assert health_check(["--install-cron"], fakes, env).returncode == 0
+    assert health_check(["--install-timer"], fakes, env).returncode == 0
+    result = health_check(["--uninstall"], fakes, env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "crontab").read_text() == "0 3 * * * /usr/local/bin/backup\n"
+    assert not list((tmp_path / "systemd").iterdir())
+    assert "systemctl disable --now runner-health.timer" in calls(fakes, "systemctl")
+    again = health_check(["--uninstall"], fakes, env)
+    assert again.returncode == 0
+    assert "no runner-health cron line" in again.stdout
+    assert "no runner-health timer" in again.stdout
+
+
+@pytest.fixture
+def fake_venv(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A venv whose pytest records its argv and exits with $FAKE_PYTEST_STATUS."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    argv = tmp_path / "pytest-argv"
+    write_fake(
+        venv / "bin",
+        "pytest",
+        f'printf "%s\\n" "$PWD" "$@" > {argv}; exit "${{FAKE_PYTEST_STATUS:-0}}"',
+    )
+    return {"RUNNER_HEALTH_VENV": str(venv)}, argv
+
+
+@pytest.mark.parametrize(
+    ("args", "expected", "absent"),
+    [
+        (["--status"], ["--no-remediate"], ["--recover", "--dry-run"]),
+        ([], [], ["--no-remediate", "--recover", "--dry-run"]),
+        (["--recover"], ["--recover"], ["--no-remediate"]),
+        (["--dry-run"], ["--dry-run"], ["--no-remediate"]),
+        (["--status", "--", "-k", "disk"], ["--no-remediate", "-k", "disk"], []),
+    ],
+)
+def test_modes_reach_pytest(args, expected, absent, fakes, fake_venv):
+    venv_env, argv_file = fake_venv
+    result = health_check(args, fakes, venv_env)
+    assert result.returncode == 0, result.stderr
+    cwd, *argv = argv_file.read_text().splitlines()
+    assert cwd == str(ROOT)
+    assert argv[:2] == ["checks", "-q"]
+    for arg in expected:
+        assert arg in argv
+    for arg in absent:
+        assert arg not in argv
+
+
+@pytest.mark.parametrize("status", [1, 6, 7])
+def test_exit_status_is_pytests(status, fakes, fake_venv):
+    venv_env, _ = fake_venv
+    result = health_check([], fakes, {**venv_env, "FAKE_PYTEST_STATUS": str(status)})
+    assert result.returncode == status
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--bogus"], ["--status", "--recover"], ["--install-cron", "--status"], ["-k", "disk"]],
+)
+def test_usage_errors_exit_4_and_run_nothing(args, fakes, fake_venv):
+    venv_env, argv_file = fake_venv
+    result = health_check(args, fakes, venv_env)
+    assert result.returncode == 4
+    assert "Try 'health_check.sh --help'" in result.stderr
+    assert not argv_file.exists()
+
+
+def test_status_for_real_against_the_fake_github(tmp_path, fakes):
+    """The real suite, read-only, on this host (local://) with the fake GitHub: one line per
+    check, report-only mode, the token nowhere in the output."""
+    with FakeGitHub() as fake:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f"""target = "local://"
+lock_file = "{tmp_path}/lock"
+[github]
+repository = "{fake.owner}/{fake.repo}"
+api_url = "{fake.url}"
+[runner]
+name = "assay-bpf-runner"
+directory = "{tmp_path}/actions-runner"
+[reports]
+directory = "{tmp_path}/reports"
+"""
+        )
+        result = run_script(
+            [str(SCRIPT), "--status"],
+            fakes=fakes,
+            env={"RUNNER_HEALTH_CONFIG": str(config), "GITHUB_TOKEN": fake.admin_token},
+            timeout=120,
+        )
+        token = fake.admin_token
+    assert result.returncode == 1, result.stdout + result.stderr  # no runner here: unhealthy
+    section = result.stdout.split("runner-health =")[1].splitlines()[1:]
+    check_lines = [
+        line for line in section if line.split(" ")[0] in {"PASSED", "FAILED", "SKIPPED"}
+    ]
+    assert any("test_runner_service_active" in line for line in check_lines)
+    assert "status: unhealthy (exit 1)" in result.stdout
+    assert "[fix]" not in result.stdout  # nothing was remediated
+    (summary,) = (tmp_path / "reports").glob("*/summary.json")
+    assert json.loads(summary.read_text())["mode"] == "report-only"
+    assert token not in result.stdout + result.stderr
