@@ -1,0 +1,230 @@
+"""Behaviour of the fake GitHub itself: switches, liveness, job assignment, failure modes.
+
+The fake stands in for api.github.com in every other test, so its own rules (when a runner
+is online, which runner takes a job, how a timeout behaves) are pinned down here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.testbed.fake_github import FakeGitHub
+
+REPO = "/repos/acme/kernel-ci"
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub(online_grace=0.5, poll_timeout=0.2, timeout_hold=1.5).start()
+    yield fake
+    fake.stop()
+
+
+def api(github: FakeGitHub, method: str, path: str, **kwargs: Any) -> requests.Response:
+    headers = {"Authorization": f"token {github.admin_token}", **kwargs.pop("headers", {})}
+    kwargs.setdefault("timeout", 10)
+    return requests.request(method, github.url + path, headers=headers, **kwargs)
+
+
+def register(github: FakeGitHub, name: str, labels: list[str], key: str = "k") -> dict:
+    token = github.create_registration_token()
+    tenant = requests.post(
+        github.url + "/_runner/actions/runner-registration",
+        json={"url": github.runner_url(guest=False), "runner_event": "register"},
+        headers={"Authorization": f"RemoteAuth {token}"},
+        timeout=10,
+    ).json()
+    agent = requests.post(
+        github.url + "/_runner/agents",
+        json={"name": name, "labels": labels, "public_key": key, "replace": True},
+        headers={"Authorization": f"Bearer {tenant['token']}"},
+        timeout=10,
+    ).json()
+    return agent
+
+
+def session(github: FakeGitHub, agent: dict, key: str = "k") -> requests.Response:
+    return requests.post(
+        github.url + "/_runner/sessions",
+        json={"client_id": agent["authorization"]["client_id"], "key": key},
+        timeout=10,
+    )
+
+
+def poll(github: FakeGitHub, sess: dict, status: str = "Online") -> requests.Response:
+    return requests.get(
+        f"{github.url}/_runner/sessions/{sess['session_id']}/message?status={status}",
+        headers={"Authorization": f"Bearer {sess['access_token']}"},
+        timeout=10,
+    )
+
+
+def test_binds_loopback_and_names_the_guest_address(github: FakeGitHub) -> None:
+    assert github.url == f"http://127.0.0.1:{github.port}"
+    assert github.guest_url == f"http://10.0.2.2:{github.port}"
+    assert github.runner_url() == f"{github.guest_url}/acme/kernel-ci"
+
+
+def test_online_while_polling_offline_after_grace(github: FakeGitHub) -> None:
+    agent = register(github, "vm1", ["bpf"])
+    assert github.runner("vm1")["status"] == "offline"
+    sess = session(github, agent).json()
+    assert github.runner("vm1")["status"] == "online"
+    assert poll(github, sess).status_code == 204  # no job: the long poll times out empty
+    time.sleep(0.7)
+    assert github.runner("vm1")["status"] == "offline"
+
+
+def test_job_goes_to_the_oldest_match_and_only_to_an_idle_runner(github: FakeGitHub) -> None:
+    agent = register(github, "vm1", ["bpf"])
+    sess = session(github, agent).json()
+    newer = github.queue_job(["bpf"], created_at=time.time())
+    older = github.queue_job(["bpf"], created_at=time.time() - 60)
+    github.queue_job(["gpu"])
+    first = poll(github, sess).json()
+    assert first["body"]["job_id"] == older["id"]
+    assert poll(github, sess, "Busy").status_code == 204  # busy: no second job
+    token = {"Authorization": f"Bearer {first['body']['job_token']}"}
+    requests.post(
+        f"{github.url}/_runner/jobs/{older['id']}/complete",
+        json={"conclusion": "failure"},
+        headers=token,
+        timeout=10,
+    )
+    assert github.job(older["id"])["conclusion"] == "failure"
+    assert poll(github, sess).json()["body"]["job_id"] == newer["id"]
+
+
+def test_long_poll_wakes_when_a_job_is_queued(github: FakeGitHub) -> None:
+    github.poll_timeout = 2.0
+    sess = session(github, register(github, "vm1", ["bpf"])).json()
+    timer = threading.Timer(0.3, github.queue_job, args=(["bpf"],))
+    timer.start()
+    started = time.monotonic()
+    answer = poll(github, sess)
+    timer.join()
+    assert answer.status_code == 200
+    assert time.monotonic() - started < 1.5
+
+
+def test_rest_delete_refuses_a_busy_runner_but_the_switch_forces_it(github: FakeGitHub) -> None:
+    agent = register(github, "vm1", ["bpf"])
+    sess = session(github, agent).json()
+    github.queue_job(["bpf"])
+    assert poll(github, sess).status_code == 200
+    refused = api(github, "DELETE", f"{REPO}/actions/runners/{agent['id']}")
+    assert refused.status_code == 422
+    assert github.delete_runner("vm1") is True
+    assert github.runner("vm1") is None
+    assert poll(github, sess).json()["typeName"] == "TaskAgentSessionExpiredException"
+    gone = session(github, agent)
+    assert gone.status_code == 401 and gone.json()["error"] == "invalid_client"
+    assert github.delete_runner("vm1") is False
+
+
+def test_rest_delete_idle_runner(github: FakeGitHub) -> None:
+    agent = register(github, "vm1", ["bpf"])
+    assert api(github, "DELETE", f"{REPO}/actions/runners/{agent['id']}").status_code == 204
+    assert api(github, "GET", f"{REPO}/actions/runners").json()["total_count"] == 0
+
+
+def test_replace_cuts_off_the_old_credentials(github: FakeGitHub) -> None:
+    old = register(github, "vm1", ["bpf"], key="old")
+    new = register(github, "vm1", ["bpf", "kvm"], key="new")
+    assert new["id"] == old["id"] and new["replaced"] is True
+    assert session(github, old, key="old").status_code == 401
+    assert session(github, new, key="new").status_code == 200
+    assert "kvm" in {lbl["name"] for lbl in github.runner("vm1")["labels"]}
+
+
+def test_session_conflict_while_the_first_listener_polls(github: FakeGitHub) -> None:
+    agent = register(github, "vm1", ["bpf"])
+    assert session(github, agent).status_code == 200
+    conflict = session(github, agent)
+    assert conflict.status_code == 409
+    assert conflict.json()["message"] == "A session for this runner already exists."
+    time.sleep(0.7)  # the first listener died without deleting its session
+    assert session(github, agent).status_code == 200
+
+
+def test_deprecated_version(github: FakeGitHub) -> None:
+    sess = session(github, register(github, "vm1", ["bpf"])).json()
+    github.deprecate_runner_version("*")
+    answer = poll(github, sess)
+    assert answer.status_code == 403
+    assert answer.json()["errorCode"] == 1
+    assert "is deprecated and cannot receive messages." in answer.json()["message"]
+
+
+def test_timeout_is_bounded_and_stop_releases_it() -> None:
+    fake = FakeGitHub(timeout_hold=30).start()
+    try:
+        fake.fail_with("timeout")
+        with pytest.raises(requests.Timeout):
+            api(fake, "GET", f"{REPO}/actions/runners", timeout=0.3)
+        held = threading.Thread(
+            target=lambda: requests.get(fake.url + "/rate_limit", timeout=10), daemon=True
+        )
+        held.start()
+        time.sleep(0.2)
+    finally:
+        started = time.monotonic()
+        fake.stop()
+    held.join(timeout=5)
+    assert time.monotonic() - started < 3
+
+
+def test_timeout_answers_504_after_the_hold(github: FakeGitHub) -> None:
+    github.fail_with("timeout")
+    started = time.monotonic()
+    answer = api(github, "GET", f"{REPO}/actions/runners")
+    assert answer.status_code == 504
+    assert 1.4 < time.monotonic() - started < 5
+
+
+def test_unknown_failure_kind_is_refused(github: FakeGitHub) -> None:
+    with pytest.raises(ValueError):
+        github.fail_with("flaky")
+
+
+def test_auth_schemes_and_rate_limit_exhaustion(github: FakeGitHub) -> None:
+    assert api(github, "GET", f"{REPO}/actions/runners").status_code == 200  # "token ..."
+    bearer = requests.get(
+        github.url + f"{REPO}/actions/runners",
+        headers={"Authorization": f"Bearer {github.admin_token}"},
+        timeout=10,
+    )
+    assert bearer.status_code == 200
+    wrong = requests.get(
+        github.url + f"{REPO}/actions/runners",
+        headers={"Authorization": "Bearer nope"},
+        timeout=10,
+    )
+    assert wrong.status_code == 401
+    github.set_rate_limit(remaining=1)
+    assert api(github, "GET", f"{REPO}/issues").status_code == 200
+    exhausted = api(github, "GET", f"{REPO}/issues")
+    assert exhausted.status_code == 403
+    assert exhausted.headers["x-ratelimit-remaining"] == "0"
+
+
+def test_other_repository_is_not_found(github: FakeGitHub) -> None:
+    assert api(github, "GET", "/repos/acme/other/actions/runners").status_code == 404
+    assert api(github, "GET", "/orgs/other/actions/runners").status_code == 404
+
+
+def test_issues_disabled_answers_410(github: FakeGitHub) -> None:
+    github.issues_enabled = False
+    created = api(github, "POST", f"{REPO}/issues", json={"title": "x"})
+    assert created.status_code == 410
+
+
+def test_request_log_records_traffic(github: FakeGitHub) -> None:
+    api(github, "GET", f"{REPO}/actions/runners")
+    assert ("GET", f"{REPO}/actions/runners", 200) in github.requests
