@@ -42,6 +42,7 @@ CPUS = 2
 BOOT_TIMEOUT = 300.0
 STOP_TIMEOUT = 90.0
 SSH_USERS = ("root", "ubuntu", "github-runner")
+MULTIPASS_BIN = Path(__file__).resolve().parent / "bin"
 
 
 def _log(msg: str) -> None:
@@ -58,12 +59,26 @@ def _become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
+def _reap_orphans() -> None:
+    """Reap our exited qemu/chronyd children, and only those (never another test's Popen).
+
+    ``-daemonize`` leaves an intermediate process that, with us as subreaper, becomes ours."""
+    me = str(os.getpid())
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            stat = stat_file.read_text()
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if fields[0] == "Z" and fields[1] == me and comm.startswith(("qemu-system", "chronyd")):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(int(stat_file.parent.name), os.WNOHANG)
+
+
 def _alive(pid: int | None, marker: str) -> bool:
     """True if ``pid`` runs (not a zombie) and its command line contains ``marker``."""
+    _reap_orphans()
     if not pid:
         return False
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -252,11 +267,32 @@ class TestbedVM:
         overlay.unlink(missing_ok=True)
         work_disk.unlink(missing_ok=True)
         subprocess.run(
-            ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.image.root), "-F", "raw", str(overlay)],
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-b",
+                str(self.image.root),
+                "-F",
+                "raw",
+                str(overlay),
+            ],
             check=True,
         )
         subprocess.run(
-            ["mkfs.ext4", "-q", "-F", "-L", "work", "-E", f"root_owner={GITHUB_RUNNER_UID}:{GITHUB_RUNNER_UID}", str(work_disk), WORK_DISK_SIZE],
+            [
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-L",
+                "work",
+                "-E",
+                f"root_owner={GITHUB_RUNNER_UID}:{GITHUB_RUNNER_UID}",
+                str(work_disk),
+                WORK_DISK_SIZE,
+            ],
             check=True,
         )
         self._save(
@@ -298,7 +334,9 @@ class TestbedVM:
             argv = self._qemu_argv(state, port, current_lsm)
             pidfile = self.state_dir / "qemu.pid"
             pidfile.unlink(missing_ok=True)
-            launch = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+            launch = subprocess.run(
+                argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
+            )
             if launch.returncode != 0:
                 raise RuntimeError(f"qemu failed to start: {launch.stderr.strip()}")
             qemu_pid = _read_pid(pidfile)
@@ -310,7 +348,9 @@ class TestbedVM:
                 chronyd_pid=chronyd_pid,
                 phase="starting",
             )
-            _log(f"qemu pid {qemu_pid} (accel={_accel()}, lsm={current_lsm}), waiting for ssh on :{port}")
+            _log(
+                f"qemu pid {qemu_pid} (accel={_accel()}, lsm={current_lsm}), waiting for ssh on :{port}"
+            )
             try:
                 self._wait_for_ssh(timeout)
             except BaseException:
@@ -375,7 +415,9 @@ class TestbedVM:
             done.stderr.decode(errors="replace"),
         )
         if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, argv, result.stdout, result.stderr)
+            raise subprocess.CalledProcessError(
+                result.returncode, argv, result.stdout, result.stderr
+            )
         return result
 
     # helpers for fault-injection tests ---------------------------------------------------
@@ -466,7 +508,9 @@ class TestbedVM:
                 if self.ssh("true", check=False, timeout=20).returncode == 0:
                     return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no ssh after {timeout:.0f} s; serial log:\n{self._serial_tail()}")
+                raise TimeoutError(
+                    f"no ssh after {timeout:.0f} s; serial log:\n{self._serial_tail()}"
+                )
             time.sleep(1)
 
     def _serial_tail(self, lines: int = 40) -> str:
@@ -535,3 +579,11 @@ def kill_stale_testbeds(base: Path | None = None) -> None:
 def shell_quote(args: list[str]) -> str:
     """Quote argv for a remote shell, one argument at a time (as ``multipass exec`` does)."""
     return " ".join(shlex.quote(a) for a in args)
+
+
+def multipass_env(vm: TestbedVM, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment in which ``multipass`` is the stand-in driving ``vm``."""
+    env = dict(os.environ if base is None else base)
+    env["PATH"] = f"{MULTIPASS_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["RUNNER_HEALTH_TESTBED"] = str(vm.state_dir)
+    return env

@@ -39,6 +39,7 @@ DPKG_EXCLUDES = (
     "path-exclude=/usr/share/locale/*",
     "path-exclude=/usr/share/info/*",
 )
+KEEP_IMAGES = 3
 SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 
 
@@ -119,11 +120,17 @@ def ensure_image(cache_dir: Path = CACHE_DIR, log: Callable[[str], None] | None 
             scratch.rename(image.directory)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        for old in cache_dir.glob("image-*"):
-            if old != image.directory:
-                shutil.rmtree(old, ignore_errors=True)
+        _prune(cache_dir, keep=KEEP_IMAGES)
         say(f"image {digest[:16]} built in {time.monotonic() - started:.0f} s")
     return image
+
+
+def _prune(cache_dir: Path, keep: int) -> None:
+    """Drop all but the newest ``keep`` images: a session still running on an older one (another
+    checkout's runner/ edit) keeps its backing file until it is well out of date."""
+    images = sorted(cache_dir.glob("image-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in images[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _run(argv: list[str], log_file: Path, env: dict[str, str] | None = None) -> None:
@@ -141,7 +148,21 @@ def _build(out: Path, debs: Path, say: Callable[[str], None]) -> None:
     log_file = out / "build.log"
     rootfs = out / "rootfs"
     debs.mkdir(parents=True, exist_ok=True)
-    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "testbed", "-f", str(out / "id_ed25519")], log_file)
+    _run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "testbed",
+            "-f",
+            str(out / "id_ed25519"),
+        ],
+        log_file,
+    )
     packages = [
         line.strip()
         for line in (IMAGE_DIR / "packages.txt").read_text().splitlines()
@@ -166,9 +187,9 @@ def _build(out: Path, debs: Path, say: Callable[[str], None]) -> None:
         "--skip=essential/unlink",
         '--setup-hook=mkdir -p "$1/var/cache/apt/archives"',
         f"--setup-hook=sync-in {debs} /var/cache/apt/archives/",
-        f"--setup-hook={IMAGE_DIR / 'setup-hook.sh'} \"$1\"",
+        f'--setup-hook={IMAGE_DIR / "setup-hook.sh"} "$1"',
         f"--customize-hook=sync-out /var/cache/apt/archives {debs}",
-        f"--customize-hook={IMAGE_DIR / 'customize-hook.sh'} \"$1\"",
+        f'--customize-hook={IMAGE_DIR / "customize-hook.sh"} "$1"',
         SUITE,
         str(rootfs),
         MIRROR,
@@ -180,7 +201,17 @@ def _build(out: Path, debs: Path, say: Callable[[str], None]) -> None:
     shutil.copyfile(next(boot.glob("initrd.img-*")), out / "initrd.img")
     say("mkfs.ext4 -d rootfs root.img")
     _run(
-        ["mkfs.ext4", "-q", "-F", "-L", "root", "-d", str(rootfs), str(out / "root.img"), ROOT_SIZE],
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            "root",
+            "-d",
+            str(rootfs),
+            str(out / "root.img"),
+            ROOT_SIZE,
+        ],
         log_file,
     )
     shutil.rmtree(rootfs)
