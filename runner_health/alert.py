@@ -1,0 +1,267 @@
+"""The runner-health workflow's issue logic: one issue per outage, not one per 15 minutes.
+
+>>> python -m runner_health.alert --summary reports/health/summary.json
+
+Reads the ``summary.json`` a ``pytest checks -m github --no-remediate`` run wrote and decides:
+
+- the runner is offline (or gone) at GitHub **and** jobs wait for it → open an issue (label
+  ``runner-health``), or comment on the open one when this is a new occurrence;
+- the runner is online again → comment and close the issue;
+- anything else (offline with nothing waiting, GitHub unreachable) → say so, post nothing.
+
+Every issue body and comment written here ends with a hidden marker
+``<!-- runner-health-alert runner=NAME state=STATE -->``; the newest marker is the state the
+previous run reported, so a run repeats nothing the issue already says. Issues are found by
+label and the runner name in the marker (several runners can share a repository).
+
+The token is ``GITHUB_TOKEN`` (a workflow's own token with ``issues: write`` is enough).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner_health import config as config_module
+from runner_health import redact
+from runner_health.config import ConfigError
+from runner_health.github import GitHub, GitHubError
+
+DEFAULT_LABEL = "runner-health"
+MARKER = re.compile(r"<!-- runner-health-alert runner=(?P<runner>\S+) state=(?P<state>\w+) -->")
+
+# States, from the checks' outcomes in summary.json.
+DOWN = "down"  # offline or gone at GitHub, and jobs wait: the alert
+OFFLINE = "offline"  # offline, but nothing waits for it
+ONLINE = "online"
+UNKNOWN = "unknown"  # the checks could not tell (GitHub unreachable, skipped)
+
+
+@dataclass(frozen=True)
+class Finding:
+    state: str
+    reason: str
+    details: tuple[str, ...] = ()
+
+
+def assess(summary: dict[str, Any]) -> Finding:
+    """The runner's state according to one run's summary.json."""
+    checks = summary.get("checks", [])
+
+    def record(name: str) -> dict[str, Any] | None:
+        return next((c for c in checks if c.get("nodeid", "").split("::")[-1] == name), None)
+
+    online = record("test_runner_online_at_github")
+    known = record("test_runner_known_to_github")
+    queue = record("test_no_job_queued_too_long")
+    details = tuple(
+        f"`{c['nodeid'].split('::')[-1]}`: {c.get('failure') or c['outcome']}"
+        for c in (known, online, queue)
+        if c is not None and c.get("outcome") != "passed"
+    )
+    if online is not None and online.get("outcome") in ("passed", "healed"):
+        return Finding(ONLINE, "GitHub shows the runner online")
+    gone = (
+        known is not None
+        and known.get("outcome") == "failed"
+        and "has no runner named" in (known.get("failure") or "")
+    )
+    offline = online is not None and online.get("outcome") == "failed"
+    if not (gone or offline):
+        why = "no online check result" if online is None else f"online check {online['outcome']}"
+        return Finding(UNKNOWN, f"cannot tell whether the runner is online ({why})", details)
+    what = "is not registered at GitHub" if gone else "is offline at GitHub"
+    if queue is not None and queue.get("outcome") == "failed":
+        return Finding(DOWN, f"the runner {what} and jobs are queued for it", details)
+    if queue is None or queue.get("outcome") != "passed":
+        return Finding(UNKNOWN, f"the runner {what}; the queue could not be read", details)
+    return Finding(OFFLINE, f"the runner {what}, but no job waits for it", details)
+
+
+def marker(runner: str, state: str) -> str:
+    return f"<!-- runner-health-alert runner={runner} state={state} -->"
+
+
+def last_state(gh: GitHub, issue: dict[str, Any], runner: str) -> str | None:
+    """The state in the newest marker for ``runner``: last comments first, then the body."""
+    bodies = [issue.get("body") or ""]
+    count = int(issue.get("comments") or 0)
+    if count:
+        path = f"{gh.settings.scope_path}/issues/{issue['number']}/comments"
+        last_page = max(1, math.ceil(count / 100))
+        for page in (last_page - 1, last_page):
+            if page >= 1:
+                bodies += [
+                    c.get("body") or "" for c in gh.get_json(path, {"per_page": 100, "page": page})
+                ]
+    for body in reversed(bodies):
+        for match in reversed(list(MARKER.finditer(body))):
+            if match["runner"] == runner:
+                return match["state"]
+    return None
+
+
+def find_issue(gh: GitHub, label: str, runner: str) -> dict[str, Any] | None:
+    """The open issue with ``label`` this tool opened for ``runner`` (oldest first)."""
+    ours = [
+        issue
+        for issue in gh.open_issues(label)
+        if any(m["runner"] == runner for m in MARKER.finditer(issue.get("body") or ""))
+    ]
+    return min(ours, key=lambda i: i["number"]) if ours else None
+
+
+def run_link() -> str:
+    server, repo, run = (
+        os.environ.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    )
+    return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else ""
+
+
+def describe(finding: Finding, summary: dict[str, Any]) -> str:
+    lines = [f"**{finding.reason}** (checked {summary.get('finished_at', 'just now')})."]
+    if finding.details:
+        lines += ["", *(f"- {d}" for d in finding.details)]
+    if link := run_link():
+        lines += ["", f"Workflow run and report: {link}"]
+    return "\n".join(lines)
+
+
+ADVICE = """What to do (on the Mac, or on the VM as root):
+
+```bash
+./health_check.sh --status     # read-only: which check fails
+./health_check.sh              # check and heal (clock, service, registration, disk)
+./health_check.sh --recover    # force re-registration and a service restart
+```
+
+A full disk ("No space left on device"): `multipass exec assay-bpf-runner -- sudo bash -s < remediations/free_disk.sh`.
+This issue is updated by the runner-health workflow and closed when the runner is back online."""
+
+
+def decide(
+    gh: GitHub, finding: Finding, summary: dict[str, Any], label: str, runner: str
+) -> list[tuple[str, Any]]:
+    """The writes this run should make, as (action, args) pairs."""
+    if finding.state == UNKNOWN:
+        return []
+    issue = find_issue(gh, label, runner)
+    text = describe(finding, summary) + "\n\n" + marker(runner, finding.state)
+    if finding.state == DOWN:
+        if issue is None:
+            title = f"Self-hosted runner {runner} is offline with queued jobs"
+            return [("create", (title, f"{text}\n\n{ADVICE}", [label]))]
+        if last_state(gh, issue, runner) == DOWN:
+            return [("nothing", f"#{issue['number']} already reports this outage")]
+        return [("comment", (issue["number"], f"New occurrence: {text}"))]
+    if issue is None:
+        return []
+    if finding.state == ONLINE:
+        return [
+            ("comment", (issue["number"], f"Runner {runner} is back online.\n\n{text}")),
+            ("close", issue["number"]),
+        ]
+    # OFFLINE: say once that nothing waits any more, so that jobs queueing again count as new.
+    if last_state(gh, issue, runner) == DOWN:
+        return [("comment", (issue["number"], f"No job waits any more. {text}"))]
+    return [("nothing", f"#{issue['number']} already says so")]
+
+
+def apply(gh: GitHub, actions: list[tuple[str, Any]], dry_run: bool) -> None:
+    prefix = "would " if dry_run else ""
+    for action, args in actions:
+        if action == "nothing":
+            print(f"nothing to post: {args}")
+        elif action == "create":
+            title, body, labels = args
+            number = "?" if dry_run else gh.create_issue(title, body, labels)["number"]
+            print(f"{prefix}open issue #{number}: {title}")
+        elif action == "comment":
+            number, body = args
+            if not dry_run:
+                gh.comment_issue(number, body)
+            print(f"{prefix}comment on #{number}: {body.splitlines()[0]}")
+        elif action == "close":
+            if not dry_run:
+                gh.close_issue(args)
+            print(f"{prefix}close #{args}")
+
+
+def newest_summary(reports: Path) -> Path:
+    found = sorted(reports.glob("*/summary.json"), key=lambda p: p.parent.name)
+    if (reports / "summary.json").exists():
+        found.append(reports / "summary.json")
+    if not found:
+        raise FileNotFoundError(f"no summary.json in {reports}: did `pytest checks` run?")
+    return found[-1]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m runner_health.alert",
+        description="Open, update or close the runner-offline issue from a checks run's "
+        "summary.json (the runner-health workflow runs this after `pytest checks -m github`).",
+        epilog="Token: $GITHUB_TOKEN (issues: write). Exit status: 0 done, 1 error, 2 usage.",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--summary", type=Path, help="the run's summary.json")
+    where.add_argument(
+        "--reports-dir",
+        type=Path,
+        help="take the newest <stamp>/summary.json here (default: the config's reports.directory)",
+    )
+    parser.add_argument(
+        "--config",
+        help="runner-health config (default: $RUNNER_HEALTH_CONFIG, then the usual places)",
+    )
+    parser.add_argument(
+        "--label", default=DEFAULT_LABEL, help=f"issue label (default: {DEFAULT_LABEL})"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be posted, post nothing"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = config_module.load(config_module.find_config(args.config))
+    except ConfigError as exc:
+        print(f"runner-health config: {exc}", file=sys.stderr)
+        return 2
+    token = os.environ.get("GITHUB_TOKEN", "").strip()
+    if not token:
+        print("GITHUB_TOKEN is not set (a token with issues: write)", file=sys.stderr)
+        return 2
+    redact.register(token)
+    try:
+        path = args.summary or newest_summary(args.reports_dir or settings.reports_directory)
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"cannot read the checks' summary: {exc}", file=sys.stderr)
+        return 1
+    runner = summary.get("runner") or settings.runner.name
+    finding = assess(summary)
+    print(f"runner {runner}: {finding.state}: {finding.reason}")
+    gh = GitHub(settings.github, token)
+    try:
+        actions = decide(gh, finding, summary, args.label, runner)
+        apply(gh, actions, args.dry_run)
+    except GitHubError as exc:
+        print(redact.scrub(f"GitHub: {exc}"), file=sys.stderr)
+        return 1
+    if not actions:
+        print("nothing to post")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""The workflow's issue logic against the fake GitHub: open once, comment on a new occurrence,
+close when the runner is back. One end-to-end run starts from a real `pytest checks` summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runner_health import alert
+from runner_health.plugin import CheckRecord
+from tests.scripts.conftest import ROOT, run_script
+from tests.testbed.fake_github import FakeGitHub
+
+RUNNER = "assay-bpf-runner"
+ONLINE = "checks/test_online.py::test_runner_online_at_github"
+KNOWN = "checks/test_registration.py::test_runner_known_to_github"
+QUEUE = "checks/test_queue.py::test_no_job_queued_too_long"
+
+
+@pytest.fixture
+def fake():
+    with FakeGitHub() as server:
+        yield server
+
+
+@pytest.fixture
+def config(tmp_path: Path, fake: FakeGitHub) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""[github]
+repository = "{fake.owner}/{fake.repo}"
+api_url = "{fake.url}"
+[runner]
+name = "{RUNNER}"
+[reports]
+directory = "{tmp_path}/reports"
+"""
+    )
+    return path
+
+
+def summary(tmp_path: Path, *records: CheckRecord, name: str = "summary.json") -> Path:
+    """A summary.json in the plugin's shape (its CheckRecord, as pytest_sessionfinish writes)."""
+    path = tmp_path / name
+    path.write_text(
+        json.dumps(
+            {
+                "finished_at": "2026-01-01T00:00:00+00:00",
+                "status": "unhealthy",
+                "exit_code": 1,
+                "target": "local://",
+                "runner": RUNNER,
+                "mode": "report-only",
+                "checks": [vars(r) for r in records],
+            }
+        )
+    )
+    return path
+
+
+def down(tmp_path: Path, name: str = "down.json") -> Path:
+    return summary(
+        tmp_path,
+        CheckRecord(KNOWN, "registration"),
+        CheckRecord(ONLINE, "online", "failed", failure=f"GitHub shows runner '{RUNNER}' offline"),
+        CheckRecord(QUEUE, "queue", "failed", failure=f"2 job(s) wait for runner '{RUNNER}':"),
+        name=name,
+    )
+
+
+def offline_idle(tmp_path: Path) -> Path:
+    return summary(
+        tmp_path,
+        CheckRecord(KNOWN, "registration"),
+        CheckRecord(ONLINE, "online", "failed", failure=f"GitHub shows runner '{RUNNER}' offline"),
+        CheckRecord(QUEUE, "queue"),
+        name="offline.json",
+    )
+
+
+def back(tmp_path: Path) -> Path:
+    return summary(
+        tmp_path,
+        CheckRecord(KNOWN, "registration"),
+        CheckRecord(ONLINE, "online"),
+        CheckRecord(QUEUE, "queue"),
+        name="back.json",
+    )
+
+
+def run_alert(fake: FakeGitHub, config: Path, *args: str | Path, token: str | None = None):
+    return run_script(
+        [sys.executable, "-m", "runner_health.alert", "--config", str(config), *map(str, args)],
+        env={"GITHUB_TOKEN": token or fake.admin_token},
+    )
+
+
+def comments(fake: FakeGitHub, number: int) -> list[str]:
+    """Comment bodies, read through the API as a user would."""
+    import requests
+
+    response = requests.get(
+        f"{fake.url}/repos/{fake.owner}/{fake.repo}/issues/{number}/comments",
+        headers={"Authorization": f"Bearer {fake.admin_token}"},
+        timeout=5,
+    )
+    return [c["body"] for c in response.json()]
+
+
+def test_open_once_then_no_duplicate(fake, config, tmp_path):
+    first = run_alert(fake, config, "--summary", down(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert "open issue #1" in first.stdout
+    (issue,) = fake.issues()
+    assert issue["state"] == "open"
+    assert [label["name"] for label in issue["labels"]] == ["runner-health"]
+    assert RUNNER in issue["title"]
+    assert "offline" in issue["body"] and "2 job(s) wait" in issue["body"]
+
+    # 15 minutes later, same outage: nothing new is posted.
+    second = run_alert(fake, config, "--summary", down(tmp_path))
+    assert second.returncode == 0, second.stderr
+    assert "already reports this outage" in second.stdout
+    assert len(fake.issues()) == 1
+    assert comments(fake, 1) == []
+
+
+def test_new_occurrence_gets_one_comment(fake, config, tmp_path):
+    assert run_alert(fake, config, "--summary", down(tmp_path)).returncode == 0
+    # The queue drains while the runner stays offline: said once, the issue stays open.
+    idle = run_alert(fake, config, "--summary", offline_idle(tmp_path))
+    assert idle.returncode == 0, idle.stderr
+    assert len(comments(fake, 1)) == 1
+    assert run_alert(fake, config, "--summary", offline_idle(tmp_path)).returncode == 0
+    assert len(comments(fake, 1)) == 1
+    # Jobs queue again: a new occurrence, one comment, still one issue.
+    again = run_alert(fake, config, "--summary", down(tmp_path))
+    assert "comment on #1: New occurrence" in again.stdout
+    assert run_alert(fake, config, "--summary", down(tmp_path)).returncode == 0
+    bodies = comments(fake, 1)
+    assert len(bodies) == 2
+    assert bodies[1].startswith("New occurrence")
+    assert len(fake.issues()) == 1
+    assert fake.issues()[0]["state"] == "open"
+
+
+def test_close_when_back_and_reopen_as_a_new_issue(fake, config, tmp_path):
+    assert run_alert(fake, config, "--summary", down(tmp_path)).returncode == 0
+    result = run_alert(fake, config, "--summary", back(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "close #1" in result.stdout
+    (issue,) = fake.issues()
+    assert issue["state"] == "closed"
+    assert "back online" in comments(fake, 1)[-1]
+    # Healthy again and again: nothing to post, nothing reopened.
+    quiet = run_alert(fake, config, "--summary", back(tmp_path))
+    assert "nothing to post" in quiet.stdout
+    assert len(comments(fake, 1)) == 1
+    # The next outage is a new issue.
+    assert run_alert(fake, config, "--summary", down(tmp_path)).returncode == 0
+    assert [i["state"] for i in sorted(fake.issues(), key=lambda i: i["number"])] == [
+        "closed",
+        "open",
+    ]
+
+
+def test_dry_run_posts_nothing(fake, config, tmp_path):
+    result = run_alert(fake, config, "--summary", down(tmp_path), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "would open issue" in result.stdout
+    assert fake.issues() == []
+
+
+def test_unknown_state_posts_nothing(fake, config, tmp_path):
+    # GitHub was unreachable during the checks: the online check errored.
+    path = summary(
+        tmp_path,
+        CheckRecord(ONLINE, "online", "error", failure="GitHubUnavailable: GitHub API unreachable"),
+    )
+    result = run_alert(fake, config, "--summary", path)
+    assert result.returncode == 0, result.stderr
+    assert "unknown" in result.stdout
+    assert fake.issues() == []
+
+
+def test_issues_of_another_runner_are_left_alone(fake, config, tmp_path):
+    other = summary(
+        tmp_path,
+        CheckRecord(ONLINE, "online", "failed", failure="GitHub shows runner 'other' offline"),
+        CheckRecord(QUEUE, "queue", "failed", failure="1 job(s) wait"),
+        name="other.json",
+    )
+    data = json.loads(other.read_text())
+    data["runner"] = "other-runner"
+    other.write_text(json.dumps(data))
+    assert run_alert(fake, config, "--summary", other).returncode == 0
+    assert run_alert(fake, config, "--summary", back(tmp_path)).returncode == 0
+    assert [i["state"] for i in fake.issues()] == ["open"]
+
+
+def test_errors_exit_non_zero_without_leaking_the_token(fake, config, tmp_path):
+    missing = run_alert(fake, config, "--summary", tmp_path / "nope.json")
+    assert missing.returncode == 1
+    assert "cannot read the checks' summary" in missing.stderr
+    denied = run_alert(fake, config, "--summary", down(tmp_path), token="ghp_" + "x" * 36)
+    assert denied.returncode == 1
+    assert "ghp_" not in denied.stdout + denied.stderr
+    no_token = run_script(
+        [sys.executable, "-m", "runner_health.alert", "--config", str(config), "--help"]
+    )
+    assert no_token.returncode == 0
+    assert "--dry-run" in no_token.stdout
+
+
+def test_from_a_real_checks_run(fake, config, tmp_path):
+    """pytest checks -m github --no-remediate, as the workflow runs it: the runner was never
+    registered and a self-hosted job waits 30 minutes → one issue."""
+    fake.queue_job(["self-hosted", "linux", "bpf-lsm"], created_at=time.time() - 1800)
+    reports = tmp_path / "reports" / "health"
+    checks = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "checks", "-m", "github", "--no-remediate", "-q"),
+            *("--config", str(config), "--reports-dir", str(reports), "-p", "no:cacheprovider"),
+        ],
+        cwd=ROOT,
+        env={"GITHUB_TOKEN": fake.admin_token, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checks.returncode == 1, checks.stdout + checks.stderr
+    result = run_alert(fake, config, "--reports-dir", reports.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "down: the runner is not registered at GitHub and jobs are queued" in result.stdout
+    (issue,) = fake.issues()
+    assert "has no runner named" in issue["body"]
+
+
+def test_assess_needs_both_facts():
+    records = [vars(CheckRecord(ONLINE, "online", "failed", failure="offline"))]
+    assert alert.assess({"checks": records}).state == alert.UNKNOWN  # queue not read
+    records.append(vars(CheckRecord(QUEUE, "queue", "failed", failure="1 job(s) wait")))
+    assert alert.assess({"checks": records}).state == alert.DOWN
+    assert alert.assess({"checks": []}).state == alert.UNKNOWN
