@@ -36,7 +36,7 @@ VENV=${RUNNER_HEALTH_VENV:-$HERE/.venv}
 LOG=${RUNNER_HEALTH_LOG:-/var/log/runner-health.log}
 SYSTEMD_DIR=${SYSTEMD_DIR:-/etc/systemd/system}
 UNIT=runner-health
-CRON_MARK="# runner-health"
+CRON_MARK="# runner-health health_check"
 USAGE_ERROR=4
 
 die_usage() {

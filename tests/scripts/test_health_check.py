@@ -92,7 +92,7 @@ def test_install_cron_with_no_crontab_yet(tmp_path, fakes, env):
 
 def test_install_cron_replaces_an_outdated_line(tmp_path, fakes, env):
     crontab = tmp_path / "crontab"
-    crontab.write_text("*/10 * * * * /old/health_check.sh # runner-health\n")
+    crontab.write_text("*/10 * * * * /old/health_check.sh # runner-health health_check\n")
     result = health_check(["--install-cron"], fakes, env)
     assert result.returncode == 0, result.stderr
     lines = crontab.read_text().splitlines()
@@ -123,12 +123,17 @@ def test_install_timer_twice_is_idempotent(tmp_path, fakes, env):
 
 
 def test_uninstall_removes_both_and_twice_is_harmless(tmp_path, fakes, env):
-    (tmp_path / "crontab").write_text("0 3 * * * /usr/local/bin/backup\n")
+    # Other lines stay, the hourly free_disk cron (setup.sh's) included.
+    others = (
+        "0 3 * * * /usr/local/bin/backup\n"
+        "0 * * * * bash /opt/runner-health/remediations/free_disk.sh # runner-health free_disk\n"
+    )
+    (tmp_path / "crontab").write_text(others)
     assert health_check(["--install-cron"], fakes, env).returncode == 0
     assert health_check(["--install-timer"], fakes, env).returncode == 0
     result = health_check(["--uninstall"], fakes, env)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "crontab").read_text() == "0 3 * * * /usr/local/bin/backup\n"
+    assert (tmp_path / "crontab").read_text() == others
     assert not list((tmp_path / "systemd").iterdir())
     assert "systemctl disable --now runner-health.timer" in calls(fakes, "systemctl")
     again = health_check(["--uninstall"], fakes, env)
