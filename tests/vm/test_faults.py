@@ -1,0 +1,215 @@
+"""Fault injection on a real VM: break it the way runners break, run `pytest checks` as a user
+would, and demand "healed" (exit 7), the runner online at GitHub, and a report that shows
+the failure and the remediation. Then the safety cases: nothing made worse."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+
+from tests.testbed.fake_github import FakeGitHub
+from tests.testbed.vm import TestbedVM
+from tests.vm.conftest import (
+    LABELS,
+    RUNNER_DIR,
+    RUNNER_NAME,
+    Outcome,
+    Suite,
+    register,
+    unit_name,
+    wait_online,
+)
+
+HEALED, UNHEALTHY, LOCKED = 7, 1, 6
+
+
+def assert_healed(outcome: Outcome, fake: FakeGitHub, failed_check: str, remediation: str) -> None:
+    assert outcome.returncode == HEALED, f"exit {outcome.returncode}, expected 7 (healed)"
+    record = outcome.record(failed_check)
+    assert record["outcome"] == "healed", record
+    assert record["remediation"] == remediation
+    assert f"remediation: {remediation}" in outcome.html
+    assert record["failure"] and record["failure"] in outcome.html.replace("&#x27;", "'").replace(
+        "&quot;", '"'
+    )
+    assert fake.runner(RUNNER_NAME)["status"] == "online"
+
+
+def diag_log(vm: TestbedVM) -> str:
+    return vm.ssh(f"cat {RUNNER_DIR}/_diag/Runner_*.log", check=False).stdout
+
+
+def fingerprint(vm: TestbedVM) -> str:
+    """Hash of the runner's registration files: proof they were not touched."""
+    files = f"{RUNNER_DIR}/.runner {RUNNER_DIR}/.credentials {RUNNER_DIR}/.service"
+    return hashlib.sha256(vm.ssh(f"cat {files}").stdout.encode()).hexdigest()
+
+
+def listener_pid(vm: TestbedVM) -> str:
+    return vm.ssh("pgrep -f Runner.Listener").stdout.split()[0]
+
+
+# -- the failure modes of the seed ---------------------------------------------------------
+
+
+def test_vm_stopped(healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub):
+    healthy.stop()
+    assert not healthy.is_running()
+    outcome = suite.run()
+    assert_healed(outcome, fake_github, "test_vm_is_running", "start_vm")
+    assert healthy.is_running()
+
+
+def test_clock_skewed_by_hours(healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub):
+    healthy.ssh("date -s '+3 hours' >/dev/null")
+    healthy.ssh(
+        f"systemctl restart {unit_name(healthy)}"
+    )  # a fresh session: GitHub judges the token now
+    fake_github.wait_for(lambda: "Current server time is" in diag_log(healthy), timeout=60)
+    outcome = suite.run()
+    assert_healed(outcome, fake_github, "test_clock_matches_github", "sync_clock")
+    assert abs(healthy.clock_offset()) < 30
+
+
+def test_runner_service_stopped(healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub):
+    healthy.ssh(f"systemctl stop {unit_name(healthy)}")
+    outcome = suite.run()
+    assert_healed(outcome, fake_github, "test_runner_service_active", "start_runner_service")
+
+
+def test_registration_deleted_at_github(healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub):
+    old_id = fake_github.runner(RUNNER_NAME)["id"]
+    fake_github.delete_runner(RUNNER_NAME)
+    fake_github.wait_for(lambda: "registration has been deleted" in diag_log(healthy), timeout=60)
+    outcome = suite.run()
+    assert_healed(outcome, fake_github, "test_runner_known_to_github", "reconfigure_runner")
+    assert fake_github.runner(RUNNER_NAME)["id"] != old_id
+
+
+def test_stale_config_for_a_runner_github_forgot(
+    healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
+):
+    healthy.ssh(f"systemctl stop {unit_name(healthy)}")
+    fake_github.delete_runner(RUNNER_NAME)  # e.g. 14 days offline: .runner now names a ghost
+    outcome = suite.run()
+    assert_healed(outcome, fake_github, "test_runner_known_to_github", "reconfigure_runner")
+    assert "config.sh remove --local" in outcome.steps()
+
+
+def test_expired_registration_token_in_use(
+    healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
+):
+    healthy.ssh(f"cd {RUNNER_DIR} && ./svc.sh stop && ./svc.sh uninstall")
+    healthy.ssh(f"cd {RUNNER_DIR} && sudo -u github-runner ./config.sh remove --local")
+    stale = fake_github.create_registration_token()
+    fake_github.expire_registration_tokens()
+    attempt = register(healthy, fake_github, stale)
+    assert attempt.returncode != 0
+    assert "Http response code: NotFound from 'POST" in attempt.stdout + attempt.stderr
+    outcome = suite.run()
+    assert_healed(outcome, fake_github, "test_runner_is_configured", "reconfigure_runner")
+    assert stale not in outcome.output
+
+
+def test_work_disk_full(healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub):
+    filled = healthy.ssh(
+        f"sudo -u github-runner sh -c 'mkdir -p {RUNNER_DIR}/_work/old-project/old-project && "
+        f"dd if=/dev/zero of={RUNNER_DIR}/_work/old-project/old-project/build.img bs=1M 2>&1'",
+        check=False,
+    )
+    assert "No space left on device" in filled.stdout
+    outcome = suite.run()
+    assert_healed(outcome, fake_github, "test_disk_headroom[work]", "free_disk")
+    job = fake_github.queue_job(LABELS[:1], duration=1)
+    done = fake_github.wait_for(
+        lambda: (j := fake_github.job(job["id"])) and j["status"] == "completed" and j, 60
+    )
+    assert done["conclusion"] == "success"
+
+
+# -- safety: nothing made worse -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["5xx", "timeout"])
+def test_github_down_nothing_is_reregistered(
+    healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub, kind: str
+):
+    before = fingerprint(healthy)
+    fake_github.fail_with(kind)
+    try:
+        outcome = suite.run()
+    finally:
+        fake_github.fail_with(None)
+    assert outcome.returncode == UNHEALTHY
+    record = outcome.record("test_runner_known_to_github")
+    assert record["fix_result"] == "refused"
+    assert "config.sh" not in outcome.steps() and "svc.sh" not in outcome.steps()
+    assert fingerprint(healthy) == before
+    assert healthy.ssh(f"systemctl is-active {unit_name(healthy)}").stdout.strip() == "active"
+    wait_online(fake_github)
+
+
+def test_busy_runner_is_not_restarted_and_its_workspace_survives(
+    healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
+):
+    job = fake_github.queue_job(LABELS[:1], duration=120, name="kernel-matrix")
+    fake_github.wait_for(lambda: fake_github.runner(RUNNER_NAME)["busy"], timeout=60)
+    pid = listener_pid(healthy)
+    workspace = f"{RUNNER_DIR}/_work/{fake_github.repo}/{fake_github.repo}"
+    # Fill the disk from inside the running job's workspace: only a wipe could free it.
+    healthy.ssh(
+        f"sudo -u github-runner dd if=/dev/zero of={workspace}/artifact.bin bs=1M >/dev/null 2>&1",
+        check=False,
+    )
+    try:
+        outcome = suite.run("--recover")
+        assert outcome.returncode == UNHEALTHY
+        assert outcome.record("test_runner_is_configured")["fix_result"] == "refused"
+        assert outcome.record("test_disk_headroom[work]")["outcome"] == "failed"
+        assert listener_pid(healthy) == pid
+        assert healthy.ssh(f"test -f {workspace}/artifact.bin", check=False).returncode == 0
+        assert "svc.sh" not in outcome.steps() and "systemctl restart" not in outcome.steps()
+    finally:
+        healthy.ssh(f"rm -f {workspace}/artifact.bin")
+    done = fake_github.wait_for(
+        lambda: (j := fake_github.job(job["id"])) and j["status"] == "completed" and j, 180
+    )
+    assert done["conclusion"] == "success"
+
+
+def test_second_run_exits_at_once_while_one_is_in_progress(healthy: TestbedVM, suite: Suite):
+    first, _ = suite.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (suite.lock.exists() and suite.lock.read_text().strip()):
+            assert time.monotonic() < deadline and first.poll() is None, (
+                "the first run never took the lock"
+            )
+            time.sleep(0.1)
+        started = time.monotonic()
+        second = suite.run()
+        assert second.returncode == LOCKED
+        assert "another runner-health run is in progress" in second.output
+        assert time.monotonic() - started < 15
+    finally:
+        first.wait(timeout=600)
+    assert first.returncode == 0
+
+
+def test_healthy_over_ssh_with_one_multiplexed_connection(healthy: TestbedVM, suite: Suite):
+    def logins() -> int:
+        count = healthy.ssh(
+            "journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true"
+        )
+        return int(count.stdout.strip() or 0)
+
+    before = logins()
+    outcome = suite.run(
+        f"--hosts={healthy.ssh_target('root')}", f"--ssh-config={healthy.ssh_config}"
+    )
+    assert outcome.returncode == 0, outcome.output
+    assert outcome.record("test_vm_is_running")["outcome"] == "skipped"  # not a Multipass target
+    # Dozens of commands, at most one new SSH login: the ControlPath in the ssh_config works.
+    assert logins() - before <= 1
