@@ -154,6 +154,9 @@ service_unit() {
 Description=runner-health: check and heal the self-hosted GitHub Actions runner
 Wants=network-online.target
 After=network-online.target
+# Until a config exists (provisioned but not yet registered) a run would only fail: skip it.
+ConditionPathExists=|/etc/runner-health/config.toml
+ConditionPathExists=|$HERE/runner-health.toml
 
 [Service]
 Type=oneshot
