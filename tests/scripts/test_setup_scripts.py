@@ -1,0 +1,431 @@
+"""provision/: setup.sh, register_local.sh, setup_local_multipass.sh against fakes.
+
+A fake actions/runner (config.sh that dumps its argv and environment, svc.sh that records its
+calls), the fake GitHub for registration tokens, and fake multipass/systemctl on PATH. No
+real /opt, /etc, crontab or systemd is touched: every path is a temp dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.scripts.conftest import ROOT, run_script, write_fake
+from tests.scripts.test_health_check import FAKE_SYSTEMCTL
+from tests.testbed.fake_github import FakeGitHub
+
+PROVISION = ROOT / "provision"
+SECRET = "AAAREGTOKEN1234567890SECRET"
+
+# config.sh stand-in: records argv, ACTIONS_RUNNER_INPUT_TOKEN and its own /proc cmdline, then
+# writes .runner like the real one (remove --local deletes it).
+FAKE_CONFIG_SH = r"""
+here=$(cd "$(dirname "$0")" && pwd)
+{
+  echo "ARGV: $*"
+  echo "CMDLINE: $(tr '\0' ' ' < /proc/$$/cmdline)"
+  echo "PARENT: $(tr '\0' ' ' < /proc/$PPID/cmdline)"
+  echo "TOKEN: ${ACTIONS_RUNNER_INPUT_TOKEN:-}"
+} >> "$here/config.calls"
+if [ "$1" = remove ]; then rm -f "$here/.runner"; exit 0; fi
+[ -n "${ACTIONS_RUNNER_INPUT_TOKEN:-}" ] || { echo "no token" >&2; exit 1; }
+name= url=
+while [ $# -gt 0 ]; do
+  case $1 in --name) name=$2; shift ;; --url) url=$2; shift ;; esac
+  shift
+done
+printf '\xef\xbb\xbf{"agentId": 7, "agentName": "%s", "gitHubUrl": "%s", "workFolder": "_work"}' \
+  "$name" "$url" > "$here/.runner"
+"""
+
+FAKE_SVC_SH = r"""
+here=$(pwd)
+echo "svc.sh $*" >> "$here/svc.calls"
+case $1 in
+  install) echo "actions.runner.fake.service" > "$here/.service" ;;
+  start) [ -z "${SYSTEMCTL_STATE:-}" ] || touch "$SYSTEMCTL_STATE/actions.runner.fake.service.active" ;;
+  stop) rm -f "${SYSTEMCTL_STATE:-/nonexistent}/actions.runner.fake.service.active" ;;
+  uninstall) rm -f "$here/.service" ;;
+esac
+"""
+
+
+def make_runner_dir(root: Path) -> Path:
+    """An unpacked runner: config.sh, svc.sh, bin/Runner.Listener."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "bin").mkdir(exist_ok=True)
+    write_fake(root, "config.sh", FAKE_CONFIG_SH)
+    write_fake(root, "svc.sh", FAKE_SVC_SH)
+    write_fake(root / "bin", "Runner.Listener", "exit 0")
+    return root
+
+
+def runner_tarball(path: Path) -> str:
+    """A runner release tarball built from the fakes; returns its SHA-256."""
+    staging = make_runner_dir(path.parent / "staging")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for item in ("config.sh", "svc.sh", "bin"):
+            tar.add(staging / item, arcname=item)
+    path.write_bytes(buffer.getvalue())
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+@pytest.fixture
+def system(tmp_path: Path, fakes) -> dict[str, str]:
+    """Fake systemctl/crontab/useradd; every system path in a temp dir."""
+    bin_dir, _ = fakes
+    write_fake(bin_dir, "systemctl", FAKE_SYSTEMCTL)
+    write_fake(bin_dir, "crontab", "exit 0")
+    write_fake(bin_dir, "useradd", "exit 0")
+    for sub in ("systemd", "systemctl-state", "etc-runner-health", "cron.d"):
+        (tmp_path / sub).mkdir()
+    return {
+        "SYSTEMD_DIR": str(tmp_path / "systemd"),
+        "SYSTEMCTL_STATE": str(tmp_path / "systemctl-state"),
+        "CONFIG_DIR": str(tmp_path / "etc-runner-health"),
+        "CRON_DIR": str(tmp_path / "cron.d"),
+        "RUNNER_USER": "root",
+        "RUNNER_ALLOW_RUNASROOT": "1",
+        "SKIP_PACKAGES": "1",
+    }
+
+
+# -- setup.sh ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({}, ["GITHUB_TOKEN", "RUNNER_NAME", "REPO_URL"]),
+        ({"RUNNER_NAME": "r1"}, ["GITHUB_TOKEN", "REPO_URL"]),
+        ({"GITHUB_TOKEN": "x", "REPO_URL": "https://github.com/a/b"}, ["RUNNER_NAME"]),
+    ],
+)
+def test_setup_names_every_missing_variable_at_once(given, missing, fakes, system):
+    result = run_script([str(PROVISION / "setup.sh")], fakes=fakes, env={**system, **given})
+    assert result.returncode == 2
+    first_line = result.stderr.splitlines()[0]
+    assert first_line.startswith("setup.sh: missing " + " ".join(missing))
+    assert result.stdout == ""  # nothing was started
+
+
+def test_setup_rejects_a_bad_repo_url(fakes, system):
+    env = {**system, "GITHUB_TOKEN": "x", "RUNNER_NAME": "r1", "REPO_URL": "github.com/a/b"}
+    result = run_script([str(PROVISION / "setup.sh")], fakes=fakes, env=env)
+    assert result.returncode == 2
+    assert "REPO_URL must look like" in result.stderr
+
+
+@pytest.fixture
+def fake_github():
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def setup_env(tmp_path, system, fake_github) -> dict[str, str]:
+    tarball = tmp_path / "actions-runner.tar.gz"
+    sha = runner_tarball(tarball)
+    health = tmp_path / "opt-runner-health"
+    # A stand-in for the venv `make .venv/.installed` builds (no PyPI in a fast test).
+    (health / ".venv" / "bin").mkdir(parents=True)
+    write_fake(health / ".venv" / "bin", "pytest", "exit 0")
+    return {
+        **system,
+        "GITHUB_TOKEN": fake_github.admin_token,
+        "RUNNER_NAME": "assay-bpf-runner",
+        "REPO_URL": f"{fake_github.url}/{fake_github.owner}/{fake_github.repo}",
+        "API_URL": fake_github.url,
+        "RUNNER_DIR": str(tmp_path / "actions-runner"),
+        "RUNNER_HEALTH_DIR": str(health),
+        "RUNNER_TARBALL_URL": f"file://{tarball}",
+        "RUNNER_SHA256": sha,
+        "RUNNER_LABELS": "bpf-lsm,kernel-6.6",
+    }
+
+
+def snapshot(*roots: Path) -> dict[str, tuple[int, bytes]]:
+    files = {}
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and ".venv" not in path.parts:
+                files[str(path)] = (path.stat().st_mtime_ns, path.read_bytes())
+    return files
+
+
+def test_setup_installs_registers_and_is_idempotent(tmp_path, fakes, setup_env, fake_github):
+    (health := Path(setup_env["RUNNER_HEALTH_DIR"]) / ".venv" / ".installed").touch()
+    first = run_script([str(PROVISION / "setup.sh")], fakes=fakes, env=setup_env, timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+    runner = Path(setup_env["RUNNER_DIR"])
+    # Unpacked after the SHA-256 check, registered with a token fetched from the API.
+    assert "SHA-256 verified" in first.stdout
+    registration = json.loads((runner / ".runner").read_text(encoding="utf-8-sig"))
+    assert registration["agentName"] == "assay-bpf-runner"
+    assert registration["gitHubUrl"] == setup_env["REPO_URL"]
+    calls = (runner / "config.calls").read_text()
+    assert "--labels bpf-lsm,kernel-6.6" in calls
+    token_line = next(line for line in calls.splitlines() if line.startswith("TOKEN: "))
+    assert len(token_line) > len("TOKEN: ") + 10  # a registration token reached config.sh
+    assert token_line.removeprefix("TOKEN: ") not in calls.replace(token_line, "")  # not argv
+    assert (runner / "svc.calls").read_text().splitlines() == [
+        "svc.sh install root",
+        "svc.sh start",
+    ]
+    # runner-health copied, config + token written, schedules in place.
+    installed = Path(setup_env["RUNNER_HEALTH_DIR"])
+    assert (installed / "health_check.sh").exists()
+    assert (installed / "remediations" / "free_disk.sh").exists()
+    config = (Path(setup_env["CONFIG_DIR"]) / "config.toml").read_text()
+    assert f'repository = "{fake_github.owner}/{fake_github.repo}"' in config
+    assert f'api_url = "{fake_github.url}"' in config
+    token_file = Path(setup_env["CONFIG_DIR"]) / "token"
+    assert token_file.read_text().strip() == fake_github.admin_token
+    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+    cron = (Path(setup_env["CRON_DIR"]) / "runner-health-free-disk").read_text()
+    assert f"0 * * * * root [ -f {installed}/remediations/free_disk.sh ]" in cron
+    assert (Path(setup_env["SYSTEMD_DIR"]) / "runner-health.timer").exists()
+    assert fake_github.admin_token not in first.stdout + first.stderr
+    # The config it wrote is one the suite accepts.
+    from runner_health import config as config_module
+
+    settings = config_module.load(Path(setup_env["CONFIG_DIR"]) / "config.toml")
+    assert settings.runner.labels == (
+        "self-hosted",
+        "linux",
+        settings.runner.labels[2],
+        "bpf-lsm",
+        "kernel-6.6",
+    )
+
+    # Second run: nothing changes, and it says so.
+    health.touch()
+    before = snapshot(runner, installed, Path(setup_env["CONFIG_DIR"]), Path(setup_env["CRON_DIR"]))
+    before_systemd = snapshot(Path(setup_env["SYSTEMD_DIR"]))
+    second = run_script([str(PROVISION / "setup.sh")], fakes=fakes, env=setup_env, timeout=120)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "already installed" in second.stdout
+    assert "already registered as assay-bpf-runner" in second.stdout
+    assert "up to date with" in second.stdout
+    assert "timer already installed and enabled, nothing changed" in second.stdout
+    assert "unchanged" in second.stdout
+    after = snapshot(runner, installed, Path(setup_env["CONFIG_DIR"]), Path(setup_env["CRON_DIR"]))
+    assert after == before
+    assert snapshot(Path(setup_env["SYSTEMD_DIR"])) == before_systemd
+
+
+def test_setup_refuses_a_tarball_with_the_wrong_sha256(fakes, setup_env):
+    env = {**setup_env, "RUNNER_SHA256": "0" * 64}
+    result = run_script([str(PROVISION / "setup.sh")], fakes=fakes, env=env, timeout=120)
+    assert result.returncode == 1
+    assert "SHA-256 mismatch" in result.stderr
+    assert not (Path(env["RUNNER_DIR"]) / "config.sh").exists()
+
+
+def cloud_init_file(path: str) -> str:
+    """A write_files entry's literal block (``content: |``) from cloud-init.yaml (no PyYAML in
+    the venv; the file's own layout: six-space indented block lines)."""
+    lines = (PROVISION / "cloud-init.yaml").read_text().splitlines()
+    start = lines.index(f"  - path: {path}")
+    content = lines.index("    content: |", start) + 1
+    block = []
+    for line in lines[content:]:
+        if line and not line.startswith("      "):
+            break
+        block.append(line[6:])
+    return "\n".join(block).rstrip("\n") + "\n"
+
+
+def test_free_disk_cron_matches_cloud_init(tmp_path, fakes, system):
+    result = run_script([str(PROVISION / "setup.sh"), "--free-disk-cron"], fakes=fakes, env=system)
+    assert result.returncode == 0, result.stderr
+    written = (tmp_path / "cron.d" / "runner-health-free-disk").read_text()
+    assert written == cloud_init_file("/etc/cron.d/runner-health-free-disk")
+    again = run_script([str(PROVISION / "setup.sh"), "--free-disk-cron"], fakes=fakes, env=system)
+    assert "unchanged" in again.stdout
+
+
+# -- register_local.sh -------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner(tmp_path, system) -> tuple[Path, dict[str, str]]:
+    directory = make_runner_dir(tmp_path / "actions-runner")
+    env = {
+        **system,
+        "RUNNER_DIR": str(directory),
+        "REPO_URL": "https://github.com/acme/kernel-ci",
+        "RUNNER_NAME": "assay-bpf-runner",
+    }
+    return directory, env
+
+
+@pytest.mark.parametrize("via", ["stdin", "env"])
+def test_register_token_never_in_argv(via, runner, fakes):
+    directory, env = runner
+    kwargs = {"stdin": SECRET + "\n"} if via == "stdin" else {"stdin": ""}
+    if via == "env":
+        env = {**env, "RUNNER_TOKEN": SECRET}
+    result = run_script([str(PROVISION / "register_local.sh")], fakes=fakes, env=env, **kwargs)
+    assert result.returncode == 0, result.stderr
+    calls = (directory / "config.calls").read_text().splitlines()
+    assert f"TOKEN: {SECRET}" in calls
+    argv_lines = [line for line in calls if not line.startswith("TOKEN: ")]
+    assert argv_lines and all(SECRET not in line for line in argv_lines)
+    assert "--unattended --replace --url https://github.com/acme/kernel-ci" in calls[0]
+    assert SECRET not in result.stdout + result.stderr
+    assert (directory / ".service").exists()
+
+
+def test_register_is_idempotent_unless_forced(runner, fakes):
+    directory, env = runner
+    script = str(PROVISION / "register_local.sh")
+    assert run_script([script], fakes=fakes, env=env, stdin=SECRET).returncode == 0
+    (directory / "config.calls").unlink()
+    again = run_script([script], fakes=fakes, env=env, stdin="")  # no token needed
+    assert again.returncode == 0, again.stderr
+    assert "already registered as assay-bpf-runner" in again.stdout
+    assert not (directory / "config.calls").exists()
+    # --check reports, for setup.sh.
+    assert run_script([script, "--check"], fakes=fakes, env=env).returncode == 0
+    other = {**env, "RUNNER_NAME": "another-name"}
+    assert run_script([script, "--check"], fakes=fakes, env=other).returncode == 1
+    # --force re-registers: service removed, local config dropped, configured again.
+    forced = run_script([script, "--force"], fakes=fakes, env=env, stdin=SECRET)
+    assert forced.returncode == 0, forced.stderr
+    calls = (directory / "config.calls").read_text()
+    assert "ARGV: remove --local" in calls
+    assert "svc.sh uninstall" in (directory / "svc.calls").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "env_change", "message"),
+    [
+        (["--token", SECRET], {}, "the token is never an argument"),
+        ([], {"REPO_URL": ""}, "REPO_URL is not set"),
+        ([], {"REPO_URL": "acme/kernel-ci"}, "REPO_URL must look like"),
+        ([], {}, "no registration token"),
+    ],
+)
+def test_register_usage_errors(args, env_change, message, runner, fakes):
+    directory, env = runner
+    result = run_script(
+        [str(PROVISION / "register_local.sh"), *args],
+        fakes=fakes,
+        env={**env, **env_change},
+        stdin="",
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert SECRET not in result.stderr
+    assert not (directory / "config.calls").exists()
+
+
+# -- setup_local_multipass.sh ------------------------------------------------------------
+
+# A multipass that knows one VM whose state lives in $MP_STATE ("absent" when the file is
+# missing); exec answers cloud-init status, and unpacks the copy into $MP_GUEST.
+FAKE_MULTIPASS = r"""
+state_file=$MP_STATE
+state=$(cat "$state_file" 2>/dev/null || echo absent)
+case $1 in
+  info)
+    if [ "$state" = absent ]; then
+      echo "info failed: The following errors occurred:" >&2
+      echo "instance \"$2\" does not exist" >&2; exit 2
+    fi
+    printf '{\n    "errors": [],\n    "info": {\n        "%s": {\n            "state": "%s"\n        }\n    }\n}\n' "$2" "$state" ;;
+  launch) echo Running > "$state_file"; echo "Launched: assay-bpf-runner" ;;
+  start) echo Running > "$state_file" ;;
+  exec)
+    shift 3
+    case "$*" in
+      "cloud-init status") echo "status: done" ;;
+      "cat /opt/runner-health/.stamp") cat "$MP_GUEST/.stamp" 2>/dev/null || exit 1 ;;
+      sudo\ bash\ -c\ mkdir*)
+      cmd="$*"; mkdir -p "$MP_GUEST"; tar -xzf - -C "$MP_GUEST"
+      echo "${cmd##* echo }" | cut -d' ' -f1 > "$MP_GUEST/.stamp" ;;
+      *) cat > /dev/null ;;
+    esac ;;
+  *) echo "fake multipass: unexpected $*" >&2; exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def multipass(tmp_path, fakes) -> dict[str, str]:
+    write_fake(fakes[0], "multipass", FAKE_MULTIPASS)
+    return {"MP_STATE": str(tmp_path / "vm-state"), "MP_GUEST": str(tmp_path / "guest")}
+
+
+def mp_calls(fakes) -> list[str]:
+    return [c for c in fakes[1].read_text().splitlines() if c.startswith("multipass ")]
+
+
+def test_multipass_launches_once_then_says_it_exists(tmp_path, fakes, multipass):
+    script = str(PROVISION / "setup_local_multipass.sh")
+    env = {**multipass, "VM_CPUS": "2", "VM_MEMORY": "4G"}
+    first = run_script([script], fakes=fakes, env=env)
+    assert first.returncode == 0, first.stderr
+    launches = [c for c in mp_calls(fakes) if c.startswith("multipass launch")]
+    assert launches == [
+        "multipass launch 24.04 --name assay-bpf-runner --cpus 2 --memory 4G --disk 30G "
+        f"--cloud-init {PROVISION}/cloud-init.yaml --timeout 1800"
+    ]
+    assert (tmp_path / "guest" / "remediations" / "free_disk.sh").exists()
+    assert "register_local.sh" in first.stdout  # the next step
+
+    second = run_script([script], fakes=fakes, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "already exists and is running: not launched again" in second.stdout
+    assert "up to date" in second.stdout
+    assert len([c for c in mp_calls(fakes) if c.startswith("multipass launch")]) == 1
+
+
+def test_multipass_starts_a_stopped_vm(tmp_path, fakes, multipass):
+    (tmp_path / "vm-state").write_text("Stopped\n")
+    result = run_script([str(PROVISION / "setup_local_multipass.sh")], fakes=fakes, env=multipass)
+    assert result.returncode == 0, result.stderr
+    assert "already exists (Stopped): starting it" in result.stdout
+    assert "multipass start assay-bpf-runner" in mp_calls(fakes)
+    assert not [c for c in mp_calls(fakes) if c.startswith("multipass launch")]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VM_DISK": "lots"}, "VM_DISK must be a size"),
+        ({"VM_CPUS": "0"}, "VM_CPUS must be a number"),
+    ],
+)
+def test_multipass_bad_settings(env, message, fakes, multipass):
+    result = run_script(
+        [str(PROVISION / "setup_local_multipass.sh")], fakes=fakes, env={**multipass, **env}
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert mp_calls(fakes) == []
+
+
+def test_multipass_missing_cli_is_explained(fakes, tmp_path):
+    env = {"PATH": f"{fakes[0]}:/usr/bin:/bin"}
+    if any(Path(d, "multipass").exists() for d in ("/usr/bin", "/bin")):
+        pytest.skip("a real multipass is installed")
+    result = run_script([str(PROVISION / "setup_local_multipass.sh")], fakes=fakes, env=env)
+    assert result.returncode == 1
+    assert "multipass is not installed" in result.stderr
+
+
+def test_scripts_have_help():
+    for name in ("setup.sh", "register_local.sh", "setup_local_multipass.sh"):
+        result = run_script([str(PROVISION / name), "--help"])
+        assert result.returncode == 0, name
+        assert "Usage:" in result.stdout, name
+    assert os.access(PROVISION / "setup.sh", os.X_OK)
