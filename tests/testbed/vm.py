@@ -369,7 +369,8 @@ class TestbedVM:
             pid = state.get("qemu_pid")
             if _alive(pid, state["overlay"]):
                 self._save(phase="stopping")
-                self.ssh("systemctl --no-block poweroff", check=False, timeout=20)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.ssh("systemctl --no-block poweroff", check=False, timeout=20)
                 if not _wait_gone(pid, state["overlay"], timeout):
                     _log(f"guest did not power off in {timeout:.0f} s; terminating qemu {pid}")
                     _terminate(pid, state["overlay"])
