@@ -138,6 +138,7 @@ def test_multipass_exec_passes_exit_codes_and_stdin(
     vm = testbed_vm_running
     assert multipass(vm, "exec", VM_NAME, "--", "whoami").stdout == "ubuntu\n"
     assert multipass(vm, "exec", VM_NAME, "--", "sh", "-c", "exit 33").returncode == 33
+    assert multipass(vm, "exec", VM_NAME, "-d", "/tmp", "--", "pwd").stdout == "/tmp\n"
     assert multipass(vm, "exec", VM_NAME, "--", "echo", "a b", "$HOME").stdout == "a b $HOME\n"
     script = tmp_path / "guest.sh"
     script.write_text("id -un\nhostname\nexit 7\n")

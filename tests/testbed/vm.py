@@ -294,6 +294,7 @@ class TestbedVM:
                 WORK_DISK_SIZE,
             ],
             check=True,
+            stdout=subprocess.DEVNULL,
         )
         self._save(
             name=VM_NAME,
