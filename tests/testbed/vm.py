@@ -383,9 +383,7 @@ class TestbedVM:
         try:
             self.stop(timeout=30)
         finally:
-            state = self.state()
-            _terminate(state.get("qemu_pid"), state.get("overlay", str(self.state_dir)))
-            stop_time_server(self.state_dir)
+            kill_testbed(self.state_dir)
 
     def is_running(self) -> bool:
         state = self.state()
