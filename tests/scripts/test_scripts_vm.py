@@ -1,0 +1,144 @@
+"""The scripts on the test-bed VM, driven as a user drives them: free_disk.sh through
+`multipass exec` on a really full disk, setup_local_multipass.sh against the multipass
+stand-in, register_local.sh against the fake GitHub. Slow: marked vm."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.scripts.conftest import ROOT
+from tests.testbed.fake_github import FakeGitHub
+
+# The session's one test-bed VM (tests use these names as arguments: hence F811 below).
+from tests.testbed.fixtures import testbed_multipass_env, testbed_vm, testbed_vm_running  # noqa: F401
+from tests.testbed.vm import VM_NAME, TestbedVM
+
+pytestmark = pytest.mark.vm
+
+WORK = "/opt/actions-runner/_work"
+FREE_DISK = (ROOT / "remediations" / "free_disk.sh").read_text()
+
+
+def multipass(env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 300):
+    return subprocess.run(
+        ["multipass", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def avail(vm: TestbedVM) -> int:
+    return int(vm.ssh(f"df -P -B1 {WORK} | awk 'NR == 2 {{ print $4 }}'").stdout.strip())
+
+
+def test_free_disk_on_a_full_work_disk(testbed_vm_running: TestbedVM, testbed_multipass_env):  # noqa: F811
+    vm = testbed_vm_running
+    vm.ssh(
+        f"mkdir -p {WORK}/old-repo/old-repo && "
+        f"(dd if=/dev/zero of={WORK}/old-repo/old-repo/fill bs=1M 2>/dev/null || true); sync",
+        timeout=120,
+    )
+    assert avail(vm) < 1024 * 1024, "the work disk should be full"
+    # A job is running: its Runner.Worker, started by path like the listener starts it.
+    pid = vm.ssh(
+        "nohup bash -c 'exec -a /opt/actions-runner/bin/Runner.Worker sleep 300' "
+        ">/dev/null 2>&1 & echo $!"
+    ).stdout.strip()
+    try:
+        busy = multipass(
+            testbed_multipass_env, "exec", VM_NAME, "--", "sudo", "bash", "-s", stdin=FREE_DISK
+        )
+        assert busy.returncode == 0, busy.stdout + busy.stderr
+        assert "A job is running" in busy.stdout
+        assert vm.ssh(f"test -f {WORK}/old-repo/old-repo/fill", check=False).returncode == 0
+    finally:
+        vm.ssh(f"kill {pid}", check=False)
+    done = multipass(
+        testbed_multipass_env, "exec", VM_NAME, "--", "sudo", "bash", "-s", stdin=FREE_DISK
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"removed {WORK}/old-repo" in done.stdout
+    assert vm.ssh(f"test -e {WORK}/old-repo", check=False).returncode != 0
+    assert avail(vm) > 100 * 1024 * 1024
+
+
+def test_setup_local_multipass_against_the_stand_in(
+    testbed_vm_running: TestbedVM,  # noqa: F811
+    testbed_multipass_env,  # noqa: F811
+):
+    vm = testbed_vm_running
+    script = [str(ROOT / "provision" / "setup_local_multipass.sh")]
+    env = {**testbed_multipass_env, "WAIT_STEP": "1"}
+    first = subprocess.run(
+        script, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "already exists and is running: not launched again" in first.stdout
+    assert (
+        vm.ssh("test -f /opt/runner-health/remediations/free_disk.sh", check=False).returncode == 0
+    )
+    cron = vm.ssh("cat /etc/cron.d/runner-health-free-disk").stdout
+    assert "free_disk.sh --runner-dir /opt/actions-runner" in cron
+    second = subprocess.run(
+        script, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "is up to date" in second.stdout
+    assert "unchanged" in second.stdout
+    # Stopped: started, not re-created.
+    vm.stop()
+    third = subprocess.run(
+        script, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "already exists (Stopped): starting it" in third.stdout
+    assert vm.is_running()
+
+
+def test_register_local_in_the_vm(testbed_vm_running: TestbedVM):  # noqa: F811
+    """A second copy of the runner stand-in, registered by register_local.sh with the token
+    on stdin, shows online at the fake GitHub; a second run changes nothing."""
+    vm = testbed_vm_running
+    copy = "/opt/actions-runner-register-test"
+    vm.ssh(
+        f"rm -rf {copy} && mkdir {copy} && tar -C /opt/actions-runner --exclude=./_work "
+        f"--exclude=./.runner --exclude=./.credentials* --exclude=./.service --exclude=./_diag "
+        f"-cf - . | tar -C {copy} -xf - && chown -R github-runner: {copy}"
+    )
+    script = (ROOT / "provision" / "register_local.sh").read_bytes()
+    vm.ssh("cat > /tmp/register_local.sh && chmod +x /tmp/register_local.sh", input=script)
+    with FakeGitHub() as fake:
+        env = (
+            f"REPO_URL={fake.runner_url()} RUNNER_NAME=register-test RUNNER_DIR={copy} "
+            "RUNNER_LABELS=bpf-lsm"
+        )
+        token = fake.create_registration_token()
+        try:
+            first = vm.ssh(
+                f"{env} /tmp/register_local.sh",
+                input=(token + "\n").encode(),
+                check=False,
+                timeout=180,
+            )
+            assert first.returncode == 0, first.stdout + first.stderr
+            assert token not in first.stdout + first.stderr
+            online = fake.wait_for(
+                lambda: (r := fake.runner("register-test")) and r["status"] == "online" and r, 90
+            )
+            assert "bpf-lsm" in {label["name"] for label in online["labels"]}
+            second = vm.ssh(f"{env} /tmp/register_local.sh </dev/null", check=False, timeout=120)
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert "already registered as register-test" in second.stdout
+            assert len(fake.runners()) == 1
+        finally:
+            vm.ssh(
+                f"cd {copy} && (./svc.sh stop; ./svc.sh uninstall) >/dev/null 2>&1; rm -rf {copy}",
+                check=False,
+                timeout=120,
+            )
