@@ -27,11 +27,14 @@ def ensure_running(install: RunnerInstall, steps: Steps, why: str) -> None:
             why="the service is not installed",
         )
         unit = install.unit() or "the runner unit"
-    active = (
-        run(install.host, f"systemctl is-active --quiet {shlex.quote(unit)}", timeout=30).rc == 0
-    )
-    verb = "restart" if active else "start"
-    steps.run(f"systemctl {verb} {shlex.quote(unit)}", why=why)
+    if run(install.host, f"systemctl is-active --quiet {shlex.quote(unit)}", timeout=30).rc == 0:
+        # Active but not serving (listener gone or hung). KillMode=process would leave a hung
+        # listener behind, holding the session; no job runs (checked above), so nothing is lost.
+        steps.run(
+            f"systemctl kill --signal=SIGKILL {shlex.quote(unit)}",
+            why="clear the stuck service's processes",
+        )
+    steps.run(f"systemctl restart {shlex.quote(unit)}", why=why)
     steps.wait_until(install.listener_running, "Runner.Listener runs", timeout=60)
 
 

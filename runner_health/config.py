@@ -123,9 +123,10 @@ def load(path: Path, *, target_override: str | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     table = _Table(raw, "")
+    target = table.string("target", "local://")
     settings = Settings(
         path=path,
-        target=target_override or table.string("target", "local://"),
+        target=target_override or target,
         multipass_vm=_name(table.sub("multipass"), "vm", "assay-bpf-runner"),
         github=_github(table.sub("github")),
         runner=_runner(table.sub("runner")),

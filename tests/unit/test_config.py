@@ -57,6 +57,11 @@ def test_multipass_target_defaults_to_the_configured_vm(tmp_path):
     assert load(write(tmp_path, MINIMAL)).multipass_name is None
 
 
+def test_hosts_option_overrides_the_configured_target(tmp_path):
+    config = write(tmp_path, 'target = "multipass://vm1"\n' + MINIMAL)
+    assert load(config, target_override="ssh://ubuntu@vm").target == "ssh://ubuntu@vm"
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [

@@ -157,7 +157,7 @@ def test_github_down_nothing_is_reregistered(
 def test_busy_runner_is_not_restarted_and_its_workspace_survives(
     healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
 ):
-    job = fake_github.queue_job(LABELS[:1], duration=120, name="kernel-matrix")
+    job = fake_github.queue_job(LABELS[:1], duration=75, name="kernel-matrix")
     fake_github.wait_for(lambda: fake_github.runner(RUNNER_NAME)["busy"], timeout=60)
     pid = listener_pid(healthy)
     workspace = f"{RUNNER_DIR}/_work/{fake_github.repo}/{fake_github.repo}"
@@ -183,10 +183,11 @@ def test_busy_runner_is_not_restarted_and_its_workspace_survives(
 
 
 def test_second_run_exits_at_once_while_one_is_in_progress(healthy: TestbedVM, suite: Suite):
+    suite.lock.unlink(missing_ok=True)
     first, _ = suite.start()
     try:
         deadline = time.monotonic() + 60
-        while not (suite.lock.exists() and suite.lock.read_text().strip()):
+        while not (suite.lock.exists() and suite.lock.read_text().strip() == str(first.pid)):
             assert time.monotonic() < deadline and first.poll() is None, (
                 "the first run never took the lock"
             )
@@ -280,3 +281,13 @@ def test_on_the_vm_itself_with_the_local_backend(healthy: TestbedVM, fake_github
     assert "HEALED   test_runner_service_active" in second.stdout
     assert fake_github.admin_token not in second.stdout
     wait_online(fake_github)
+
+
+def test_hung_listener_is_diagnosed_and_restarted(
+    healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
+):
+    healthy.ssh(f"kill -STOP {listener_pid(healthy)}")  # alive, active unit, but silent
+    fake_github.wait_for(lambda: fake_github.runner(RUNNER_NAME)["status"] == "offline", timeout=60)
+    outcome = suite.run()
+    assert_healed(outcome, fake_github, "test_runner_online_at_github", "diagnose_offline")
+    assert healthy.ssh("ps -eo stat=,args= | grep '[R]unner.Listener'").stdout.split()[0][0] != "T"
