@@ -10,11 +10,10 @@ import pytest
 
 from tests.scripts.conftest import ROOT
 from tests.testbed.fake_github import FakeGitHub
-
-# The session's one test-bed VM (tests use these names as arguments: hence F811 below).
-from tests.testbed.fixtures import testbed_multipass_env, testbed_vm, testbed_vm_running  # noqa: F401
 from tests.testbed.vm import VM_NAME, TestbedVM
 
+# The session's one test-bed VM and a multipass stand-in environment for it.
+pytest_plugins = ("tests.testbed.fixtures",)
 pytestmark = pytest.mark.vm
 
 WORK = "/opt/actions-runner/_work"
@@ -37,7 +36,7 @@ def avail(vm: TestbedVM) -> int:
     return int(vm.ssh(f"df -P -B1 {WORK} | awk 'NR == 2 {{ print $4 }}'").stdout.strip())
 
 
-def test_free_disk_on_a_full_work_disk(testbed_vm_running: TestbedVM, testbed_multipass_env):  # noqa: F811
+def test_free_disk_on_a_full_work_disk(testbed_vm_running: TestbedVM, testbed_multipass_env):
     vm = testbed_vm_running
     vm.ssh(
         f"mkdir -p {WORK}/old-repo/old-repo && "
@@ -69,8 +68,8 @@ def test_free_disk_on_a_full_work_disk(testbed_vm_running: TestbedVM, testbed_mu
 
 
 def test_setup_local_multipass_against_the_stand_in(
-    testbed_vm_running: TestbedVM,  # noqa: F811
-    testbed_multipass_env,  # noqa: F811
+    testbed_vm_running: TestbedVM,
+    testbed_multipass_env,
 ):
     vm = testbed_vm_running
     script = [str(ROOT / "provision" / "setup_local_multipass.sh")]
@@ -101,7 +100,7 @@ def test_setup_local_multipass_against_the_stand_in(
     assert vm.is_running()
 
 
-def test_register_local_in_the_vm(testbed_vm_running: TestbedVM):  # noqa: F811
+def test_register_local_in_the_vm(testbed_vm_running: TestbedVM):
     """A second copy of the runner stand-in, registered by register_local.sh with the token
     on stdin, shows online at the fake GitHub; a second run changes nothing."""
     vm = testbed_vm_running
