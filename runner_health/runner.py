@@ -84,13 +84,14 @@ class RunnerInstall:
         text = self._read(".service")
         return text.strip() if text and text.strip() else None
 
-    # The [R] keeps pgrep from matching the shell that runs it (its argv holds the pattern).
+    # -x matches the process name (the runner's binaries are called so), not command lines:
+    # neither the shell running pgrep nor a `tail ... Runner.Worker` counts.
     def listener_running(self) -> bool:
-        return run(self.host, "pgrep -f '[R]unner.Listener'", timeout=30).rc == 0
+        return run(self.host, "pgrep -x Runner.Listener", timeout=30).rc == 0
 
     def job_running(self) -> bool:
         """A Runner.Worker process means a job is running right now."""
-        return run(self.host, "pgrep -f '[R]unner.Worker'", timeout=30).rc == 0
+        return run(self.host, "pgrep -x Runner.Worker", timeout=30).rc == 0
 
     def recent_log(self, lines: int = 300) -> str:
         """The newest _diag/Runner_*.log tail, then the journal of the unit's last run."""

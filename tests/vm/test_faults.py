@@ -51,7 +51,7 @@ def fingerprint(vm: TestbedVM) -> str:
 
 
 def listener_pid(vm: TestbedVM) -> str:
-    return vm.ssh("pgrep -f Runner.Listener").stdout.split()[0]
+    return vm.ssh("pgrep -x Runner.Listener").stdout.split()[0]
 
 
 # -- the failure modes of the seed ---------------------------------------------------------
