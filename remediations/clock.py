@@ -32,10 +32,12 @@ def sync(target, github: GitHub, install: RunnerInstall, steps: Steps, limit: fl
         epoch = github.server_time().timestamp()
         steps.run(f"date -u -s @{epoch:.0f}", why="set the clock from GitHub's Date header")
         steps.wait_until(in_line, "the VM clock is within the limit of GitHub's", timeout=10)
-    if not steps.dry_run and not clock.synchronised(target, daemon):
-        steps.note(f"{daemon} is not synchronised yet: check that its time source is reachable")
     if install.unit() and install.registration() is not None and not install.listener_running():
         ensure_running(install, steps, why="the runner gave up while the clock was off")
+    # After a boot or a step, the daemon needs a few polls before it calls itself synchronised.
+    steps.wait_until(
+        lambda: clock.synchronised(target, daemon), f"{daemon} is synchronised", timeout=60
+    )
 
 
 @pytest.fixture
