@@ -24,7 +24,7 @@ check: $(VENV)/.installed ## check the configured runner and heal what fails (AR
 	$(PYTEST) checks $(ARGS)
 
 test: lint $(VENV)/.installed ## all the project's tests, the VM fault-injection suite included
-	$(PYTEST) tests $(ARGS)
+	$(PYTEST) tests --durations=25 $(ARGS)
 
 test-fast: lint $(VENV)/.installed ## all tests but the ones that boot a VM
 	$(PYTEST) tests -m "not vm" $(ARGS)
