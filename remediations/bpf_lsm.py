@@ -1,6 +1,5 @@
 """Turn BPF LSM on: kernel command line, update-grub, reboot. Opt-in only (it reboots the VM)."""
 
-
 import pytest
 
 from runner_health.bpf_lsm import fix_instructions
