@@ -251,10 +251,15 @@ class TestbedVM:
         self.image = ensure_image(CACHE_DIR)
         return self.image.root
 
-    def boot(self, lsm: str = DEFAULT_LSM) -> None:
+    def boot(self, lsm: str = DEFAULT_LSM, *, seed: Path | None = None) -> None:
         """First boot of a session: fresh overlay and work disk, time server, wait for ssh.
 
         ``lsm`` becomes the kernel's ``lsm=`` list for this and every later ``start()``.
+        ``seed`` is a NoCloud seed disk (``nocloud_seed()``) attached read-only to this and
+        every later launch, as Multipass keeps its cloud-init ISO attached: with it, cloud-init
+        in the guest provisions the VM from its user-data on this first boot. Without it
+        cloud-init finds no datasource and stays disabled. ssh comes up while cloud-init may
+        still be running: wait with ``cloud-init status --wait``.
         """
         _become_subreaper()
         self.ensure_image()
@@ -307,6 +312,7 @@ class TestbedVM:
             overlay=str(overlay),
             work_disk=str(work_disk),
             lsm=lsm,
+            seed=str(Path(seed).resolve()) if seed else None,
             ssh_config=str(self.ssh_config),
             qemu_pid=None,
             chronyd_pid=None,
@@ -475,6 +481,10 @@ class TestbedVM:
 
     def _qemu_argv(self, state: dict[str, Any], port: int, lsm: str) -> list[str]:
         append = f"root=/dev/vda rw console=ttyS0 quiet lsm={lsm}"
+        # The NoCloud seed (if any) is the third disk, /dev/vdc: after the root and work disks,
+        # so their names don't change.
+        seed = state.get("seed")
+        seed_drive = ["-drive", f"file={seed},if=virtio,format=raw,readonly=on"] if seed else []
         return [
             "qemu-system-x86_64",
             "-name", VM_NAME,
@@ -488,6 +498,7 @@ class TestbedVM:
             "-append", append,
             "-drive", f"file={state['overlay']},if=virtio,format=qcow2,discard=unmap",
             "-drive", f"file={state['work_disk']},if=virtio,format=raw",
+            *seed_drive,
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
             "-device", "virtio-net-pci,netdev=net0",
             "-device", "virtio-rng-pci",
@@ -529,6 +540,37 @@ class TestbedVM:
                 check=False,
                 timeout=10,
             )
+
+
+def nocloud_seed(
+    dest: Path,
+    user_data: str | bytes,
+    meta_data: str,
+    *,
+    vendor_data: str | bytes | None = None,
+    network_config: str | None = None,
+) -> Path:
+    """Write a NoCloud seed disk for ``boot(seed=...)``: an ISO 9660 image labelled ``cidata``
+    holding ``user-data``, ``meta-data`` (and ``vendor-data`` / ``network-config`` if given),
+    what ``cloud-localds`` and Multipass make. Built with ``genisoimage``: no loop mounts."""
+    dest = Path(dest).resolve()
+    files = {"user-data": user_data, "meta-data": meta_data}
+    if vendor_data is not None:
+        files["vendor-data"] = vendor_data
+    if network_config is not None:
+        files["network-config"] = network_config
+    with tempfile.TemporaryDirectory(prefix="nocloud-") as tmp:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            (Path(tmp) / name).write_bytes(data)
+        subprocess.run(
+            ["genisoimage", "-quiet", "-output", str(dest), "-volid", "cidata", "-joliet",
+             "-rock", *sorted(files)],
+            cwd=tmp,
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    return dest
 
 
 def _accel() -> str:

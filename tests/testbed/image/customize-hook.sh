@@ -19,6 +19,7 @@ install -m 0644 "$files/chrony.conf" "$root/etc/chrony/chrony.conf"
 install -D -m 0644 "$files/10-user-net.network" "$root/etc/systemd/network/10-user-net.network"
 install -D -m 0644 "$files/sshd-testbed.conf" "$root/etc/ssh/sshd_config.d/testbed.conf"
 install -D -m 0440 "$files/sudoers-ubuntu" "$root/etc/sudoers.d/90-ubuntu"
+install -D -m 0644 "$files/cloud-init-testbed.cfg" "$root/etc/cloud/cloud.cfg.d/90-testbed.cfg"
 
 # Users: fixed ids so the host can make the work disk github-runner's (1001).
 chroot "$root" useradd --create-home --uid 1000 --user-group --shell /bin/bash ubuntu
