@@ -97,6 +97,7 @@ wait_ready() {
 			say "WARNING: cloud-init reports problems: multipass exec $VM_NAME -- cloud-init status --long"
 			return 0
 			;;
+		*"status: disabled"*) return 0 ;; # no datasource: cloud-init does nothing this boot
 		*"status: running"* | *"not started"*) ;;
 		*)
 			# No cloud-init in the image (or the VM is rebooting): ready once commands run.
