@@ -449,9 +449,12 @@ class TestbedVM:
     # internals ------------------------------------------------------------------------------
 
     def _control_dir(self) -> Path:
-        """Where ssh keeps its multiplexing sockets; short enough for a unix socket path."""
+        """Where ssh keeps its multiplexing sockets; short enough for a unix socket path.
+
+        A socket path holds at most 107 bytes, and ssh binds ``<dir>/<%C: 40 hex>.<16 random>``
+        before renaming it: the folder gets 107 - 58 = 49 of them."""
         wanted = self.state_dir / "cm"
-        if len(str(wanted)) > 60:
+        if len(str(wanted)) > 49:
             digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
             wanted = Path(tempfile.gettempdir()) / f"testbed-cm-{os.getuid()}-{digest}"
         wanted.mkdir(mode=0o700, parents=True, exist_ok=True)
