@@ -204,7 +204,9 @@ install_runner_health() {
 		for item in checks remediations runner_health provision conftest.py pyproject.toml \
 			requirements.lock Makefile health_check.sh runner-health.example.toml README.md; do
 			[[ -e $src/$item ]] || continue
-			if ! diff -rq "$src/$item" "$dest/$item" >/dev/null 2>&1; then
+			# Caches Python and pytest write in the installed copy are not differences.
+			if ! diff -rq --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache \
+				"$src/$item" "$dest/$item" >/dev/null 2>&1; then
 				rm -rf "${dest:?}/$item"
 				cp -a "$src/$item" "$dest/$item"
 				changed=1
