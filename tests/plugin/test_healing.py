@@ -107,7 +107,9 @@ def test_failing_check_is_fixed_rerun_and_reported_healed(project):
     assert record["outcome"] == "healed"
     assert any("touch" in line for line in record["steps"])
     (html,) = (project.path / "reports").glob("*/report.html")
-    assert "remediation: make_healthy" in html.read_text()
+    page = html.read_text()
+    assert "remediation make_healthy: done" in page
+    assert "Mode" in page and "remediate" in page
     (junit,) = (project.path / "reports").glob("*/junit.xml")
     assert 'name="remediation" value="make_healthy"' in junit.read_text()
 

@@ -34,7 +34,7 @@ def assert_healed(outcome: Outcome, fake: FakeGitHub, failed_check: str, remedia
     record = outcome.record(failed_check)
     assert record["outcome"] == "healed", record
     assert record["remediation"] == remediation
-    assert f"remediation: {remediation}" in outcome.html
+    assert f"remediation {remediation}: done" in outcome.html
     # The HTML report escapes quotes and non-ASCII: compare the failure's plain leading part.
     assert re.split(r"[^\w :.,+/()-]", record["failure"])[0] in outcome.html
     assert fake.runner(RUNNER_NAME)["status"] == "online"
