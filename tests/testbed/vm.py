@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -356,7 +357,7 @@ class TestbedVM:
                 phase="starting",
             )
             _log(
-                f"qemu pid {qemu_pid} (accel={_accel()}, lsm={current_lsm}), waiting for ssh on :{port}"
+                f"qemu pid {qemu_pid} (accel={_accel(state['kernel'])}, lsm={current_lsm}), waiting for ssh on :{port}"
             )
             try:
                 self._wait_for_ssh(timeout)
@@ -492,7 +493,7 @@ class TestbedVM:
             "qemu-system-x86_64",
             "-name", VM_NAME,
             "-nodefaults", "-no-user-config",
-            "-accel", _accel(),
+            "-accel", _accel(state["kernel"]),
             "-cpu", "max",
             "-smp", str(CPUS),
             "-m", MEMORY,
@@ -576,9 +577,30 @@ def nocloud_seed(
     return dest
 
 
-def _accel() -> str:
-    """TCG unless told otherwise: this host's /dev/kvm (paravirtual) can't run a stock kernel."""
-    return os.environ.get("RUNNER_HEALTH_TESTBED_ACCEL", "tcg,thread=multi")
+TCG = "tcg,thread=multi"
+
+
+@functools.cache
+def _accel(kernel: str) -> str:
+    """KVM only where a quick probe boots this kernel under it (to its no-root panic); else TCG.
+
+    This host's /dev/kvm is paravirtual and crashes or hangs a stock kernel, so the probe is
+    bounded; RUNNER_HEALTH_TESTBED_ACCEL skips it.
+    """
+    if os.environ.get("RUNNER_HEALTH_TESTBED_ACCEL"):
+        return os.environ["RUNNER_HEALTH_TESTBED_ACCEL"]
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return TCG
+    probe = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "max", "-m", "256M", "-nodefaults",
+             "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
+             "-kernel", kernel, "-append", "console=ttyS0 panic=-1"]  # fmt: skip
+    try:
+        done = subprocess.run(probe, capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+        booted = b"Kernel panic" in done.stdout or b"VFS: Unable to mount root" in done.stdout
+    except (OSError, subprocess.TimeoutExpired):
+        booted = False
+    _log(f"KVM probe: {'the kernel boots under KVM' if booted else 'KVM unusable here, using TCG'}")
+    return "kvm" if booted else TCG
 
 
 # --- leave nothing running -----------------------------------------------------------------
