@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
 
 from tests.testbed.fake_github import FakeGitHub
+from tests.testbed.fake_github.runner_protocol import api, open_session, poll, register_agent
 
 models = pytest.importorskip("githubkit_schemas.v2022_11_28.models")
 
@@ -29,42 +29,13 @@ def github() -> Iterator[FakeGitHub]:
     fake.stop()
 
 
-def api(github: FakeGitHub, method: str, path: str, **kwargs: Any) -> requests.Response:
-    headers = {"Authorization": f"Bearer {github.admin_token}", **kwargs.pop("headers", {})}
-    return requests.request(method, github.url + path, headers=headers, timeout=10, **kwargs)
-
-
 def register(github: FakeGitHub, name: str = "vm1", labels: tuple[str, ...] = ("bpf",)) -> dict:
-    """What config.sh then Runner.Listener run do: returns the live session."""
+    """What config.sh then Runner.Listener run do, the token from the REST endpoint: a live session."""
     token = api(github, "POST", f"{REPO}/actions/runners/registration-token").json()["token"]
-    tenant = requests.post(
-        github.url + "/_runner/actions/runner-registration",
-        json={"url": github.runner_url(guest=False), "runner_event": "register"},
-        headers={"Authorization": f"RemoteAuth {token}"},
-        timeout=10,
-    )
-    assert tenant.status_code == 200
-    agent = requests.post(
-        github.url + "/_runner/agents",
-        json={"name": name, "labels": list(labels), "public_key": "k", "version": "2.330.0"},
-        headers={"Authorization": f"Bearer {tenant.json()['token']}"},
-        timeout=10,
-    ).json()
-    session = requests.post(
-        github.url + "/_runner/sessions",
-        json={"client_id": agent["authorization"]["client_id"], "key": "k"},
-        timeout=10,
-    )
+    agent = register_agent(github, name, list(labels), token=token, version="2.330.0")
+    session = open_session(github, agent)
     assert session.status_code == 200
     return session.json()
-
-
-def poll(github: FakeGitHub, session: dict, status: str = "Online") -> requests.Response:
-    return requests.get(
-        f"{github.url}/_runner/sessions/{session['session_id']}/message?status={status}",
-        headers={"Authorization": f"Bearer {session['access_token']}"},
-        timeout=10,
-    )
 
 
 def test_tokens_validate_and_expire_in_an_hour(github: FakeGitHub) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
 
 from tests.testbed.fake_github import FakeGitHub
+from tests.testbed.fake_github.runner_protocol import api, open_session, poll, register_agent
 
 REPO = "/repos/acme/kernel-ci"
 
@@ -26,43 +26,8 @@ def github() -> Iterator[FakeGitHub]:
     fake.stop()
 
 
-def api(github: FakeGitHub, method: str, path: str, **kwargs: Any) -> requests.Response:
-    headers = {"Authorization": f"token {github.admin_token}", **kwargs.pop("headers", {})}
-    kwargs.setdefault("timeout", 10)
-    return requests.request(method, github.url + path, headers=headers, **kwargs)
-
-
 def register(github: FakeGitHub, name: str, labels: list[str], key: str = "k") -> dict:
-    token = github.create_registration_token()
-    tenant = requests.post(
-        github.url + "/_runner/actions/runner-registration",
-        json={"url": github.runner_url(guest=False), "runner_event": "register"},
-        headers={"Authorization": f"RemoteAuth {token}"},
-        timeout=10,
-    ).json()
-    agent = requests.post(
-        github.url + "/_runner/agents",
-        json={"name": name, "labels": labels, "public_key": key, "replace": True},
-        headers={"Authorization": f"Bearer {tenant['token']}"},
-        timeout=10,
-    ).json()
-    return agent
-
-
-def session(github: FakeGitHub, agent: dict, key: str = "k") -> requests.Response:
-    return requests.post(
-        github.url + "/_runner/sessions",
-        json={"client_id": agent["authorization"]["client_id"], "key": key},
-        timeout=10,
-    )
-
-
-def poll(github: FakeGitHub, sess: dict, status: str = "Online") -> requests.Response:
-    return requests.get(
-        f"{github.url}/_runner/sessions/{sess['session_id']}/message?status={status}",
-        headers={"Authorization": f"Bearer {sess['access_token']}"},
-        timeout=10,
-    )
+    return register_agent(github, name, labels, public_key=key, replace=True)
 
 
 def test_binds_loopback_and_names_the_guest_address(github: FakeGitHub) -> None:
@@ -74,7 +39,7 @@ def test_binds_loopback_and_names_the_guest_address(github: FakeGitHub) -> None:
 def test_online_while_polling_offline_after_grace(github: FakeGitHub) -> None:
     agent = register(github, "vm1", ["bpf"])
     assert github.runner("vm1")["status"] == "offline"
-    sess = session(github, agent).json()
+    sess = open_session(github, agent).json()
     assert github.runner("vm1")["status"] == "online"
     assert poll(github, sess).status_code == 204  # no job: the long poll times out empty
     time.sleep(0.7)
@@ -83,7 +48,7 @@ def test_online_while_polling_offline_after_grace(github: FakeGitHub) -> None:
 
 def test_job_goes_to_the_oldest_match_and_only_to_an_idle_runner(github: FakeGitHub) -> None:
     agent = register(github, "vm1", ["bpf"])
-    sess = session(github, agent).json()
+    sess = open_session(github, agent).json()
     newer = github.queue_job(["bpf"], created_at=time.time())
     older = github.queue_job(["bpf"], created_at=time.time() - 60)
     github.queue_job(["gpu"])
@@ -103,7 +68,7 @@ def test_job_goes_to_the_oldest_match_and_only_to_an_idle_runner(github: FakeGit
 
 def test_long_poll_wakes_when_a_job_is_queued(github: FakeGitHub) -> None:
     github.poll_timeout = 2.0
-    sess = session(github, register(github, "vm1", ["bpf"])).json()
+    sess = open_session(github, register(github, "vm1", ["bpf"])).json()
     timer = threading.Timer(0.3, github.queue_job, args=(["bpf"],))
     timer.start()
     started = time.monotonic()
@@ -115,7 +80,7 @@ def test_long_poll_wakes_when_a_job_is_queued(github: FakeGitHub) -> None:
 
 def test_rest_delete_refuses_a_busy_runner_but_the_switch_forces_it(github: FakeGitHub) -> None:
     agent = register(github, "vm1", ["bpf"])
-    sess = session(github, agent).json()
+    sess = open_session(github, agent).json()
     github.queue_job(["bpf"])
     assert poll(github, sess).status_code == 200
     refused = api(github, "DELETE", f"{REPO}/actions/runners/{agent['id']}")
@@ -123,7 +88,7 @@ def test_rest_delete_refuses_a_busy_runner_but_the_switch_forces_it(github: Fake
     assert github.delete_runner("vm1") is True
     assert github.runner("vm1") is None
     assert poll(github, sess).json()["typeName"] == "TaskAgentSessionExpiredException"
-    gone = session(github, agent)
+    gone = open_session(github, agent)
     assert gone.status_code == 401 and gone.json()["error"] == "invalid_client"
     assert github.delete_runner("vm1") is False
 
@@ -138,23 +103,23 @@ def test_replace_cuts_off_the_old_credentials(github: FakeGitHub) -> None:
     old = register(github, "vm1", ["bpf"], key="old")
     new = register(github, "vm1", ["bpf", "kvm"], key="new")
     assert new["id"] == old["id"] and new["replaced"] is True
-    assert session(github, old, key="old").status_code == 401
-    assert session(github, new, key="new").status_code == 200
+    assert open_session(github, old, key="old").status_code == 401
+    assert open_session(github, new, key="new").status_code == 200
     assert "kvm" in {lbl["name"] for lbl in github.runner("vm1")["labels"]}
 
 
 def test_session_conflict_while_the_first_listener_polls(github: FakeGitHub) -> None:
     agent = register(github, "vm1", ["bpf"])
-    assert session(github, agent).status_code == 200
-    conflict = session(github, agent)
+    assert open_session(github, agent).status_code == 200
+    conflict = open_session(github, agent)
     assert conflict.status_code == 409
     assert conflict.json()["message"] == "A session for this runner already exists."
     time.sleep(0.7)  # the first listener died without deleting its session
-    assert session(github, agent).status_code == 200
+    assert open_session(github, agent).status_code == 200
 
 
 def test_deprecated_version(github: FakeGitHub) -> None:
-    sess = session(github, register(github, "vm1", ["bpf"])).json()
+    sess = open_session(github, register(github, "vm1", ["bpf"])).json()
     github.deprecate_runner_version("*")
     answer = poll(github, sess)
     assert answer.status_code == 403
