@@ -226,18 +226,6 @@ def test_healthy_over_ssh_with_one_multiplexed_connection(healthy: TestbedVM, su
 # -- reported, not healed: the fix needs a human (or an opt-in reboot) -----------------------
 
 
-def test_bpf_lsm_missing_is_reported_with_the_exact_fix(healthy: TestbedVM, suite: Suite):
-    healthy.stop()
-    healthy.start(lsm="lockdown,capability,landlock,yama,apparmor")  # booted without bpf
-    outcome = suite.run()
-    assert outcome.returncode == UNHEALTHY
-    record = outcome.record("test_bpf_lsm_active")
-    assert record["outcome"] == "failed" and record["fix_result"] == "refused"
-    assert "lsm=lockdown,capability,landlock,yama,apparmor,bpf" in outcome.steps()
-    assert "update-grub" in outcome.steps() and "systemctl reboot" not in outcome.steps()
-    assert healthy.is_running()
-
-
 def test_deprecated_runner_version_is_reported_with_the_fix(
     healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
 ):
@@ -295,3 +283,16 @@ def test_hung_listener_is_diagnosed_and_restarted(
     outcome = suite.run()
     assert_healed(outcome, fake_github, "test_runner_online_at_github", "diagnose_offline")
     assert healthy.ssh("ps -eo stat=,args= | grep '[R]unner.Listener'").stdout.split()[0][0] != "T"
+
+
+# Last: it reboots the VM without bpf, and only the next test would need it back.
+def test_bpf_lsm_missing_is_reported_with_the_exact_fix(healthy: TestbedVM, suite: Suite):
+    healthy.stop()
+    healthy.start(lsm="lockdown,capability,landlock,yama,apparmor")  # booted without bpf
+    outcome = suite.run()
+    assert outcome.returncode == UNHEALTHY
+    record = outcome.record("test_bpf_lsm_active")
+    assert record["outcome"] == "failed" and record["fix_result"] == "refused"
+    assert "lsm=lockdown,capability,landlock,yama,apparmor,bpf" in outcome.steps()
+    assert "update-grub" in outcome.steps() and "systemctl reboot" not in outcome.steps()
+    assert healthy.is_running()
