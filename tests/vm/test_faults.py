@@ -165,11 +165,14 @@ def test_busy_runner_is_not_restarted_and_its_workspace_survives(
     fake_github.wait_for(lambda: fake_github.runner(RUNNER_NAME)["busy"], timeout=60)
     pid = listener_pid(healthy)
     workspace = f"{RUNNER_DIR}/_work/{fake_github.repo}/{fake_github.repo}"
-    # Fill the disk from inside the running job's workspace: only a wipe could free it.
-    healthy.ssh(
-        f"sudo -u github-runner dd if=/dev/zero of={workspace}/artifact.bin bs=1M >/dev/null 2>&1",
-        check=False,
+    # Fill the disk from inside the running job's workspace: only a wipe could free it. (The
+    # runner is busy from assignment; its Worker writes into the workspace a moment later.)
+    started = f"test -s {workspace}/job-{job['id']}.bin"
+    fake_github.wait_for(lambda: healthy.ssh(started, check=False).returncode == 0, 60)
+    filled = healthy.ssh(
+        f"sudo -u github-runner dd if=/dev/zero of={workspace}/artifact.bin bs=1M 2>&1", check=False
     )
+    assert "No space left on device" in filled.stdout
     try:
         outcome = suite.run("--recover")
         assert outcome.returncode == UNHEALTHY
