@@ -13,8 +13,8 @@ import fcntl
 import html
 import json
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -136,7 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(f"runner-health config: {exc}") from None
     redact.register(token)
-    settings = _with_token(settings, token)
+    settings = replace(settings, token=token)
     run = Run(
         settings,
         remediate=not config.option.no_remediate,
@@ -162,12 +162,6 @@ def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
     metadata["Mode"] = (
         "dry run" if run.dry_run else ("remediate" if run.remediate else "report only")
     )
-
-
-def _with_token(settings: Settings, token: str) -> Settings:
-    from dataclasses import replace
-
-    return replace(settings, token=token)
 
 
 def _report_dir(config: pytest.Config, settings: Settings) -> Path:
@@ -303,12 +297,12 @@ def _healing(request: pytest.FixtureRequest) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None] | Any:
-    report: pytest.TestReport = yield
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     run = item.config.stash.get(RUN, None)
-    _scrub(report)
     if run is None or run.settings is None:
         return report
+    _scrub(report)
     record = run.records.setdefault(item.nodeid, CheckRecord(item.nodeid, condition_of(item)))
     final = _is_final_attempt(item)
     if report.when == "call" and report.failed:
