@@ -91,6 +91,13 @@ def listeners() -> Iterator[list[subprocess.Popen[str]]]:
                 proc.wait(timeout=10)
 
 
+def run_to_exit(proc: subprocess.Popen[str], listeners: list[subprocess.Popen[str]]) -> str:
+    """Wait for a listener to exit (it is reaped by the fixture if it doesn't); its output."""
+    listeners.append(proc)
+    out, _ = proc.communicate(timeout=15)
+    return out
+
+
 def test_configure_writes_the_real_files_and_registers(
     runner_dir: Path, github: FakeGitHub
 ) -> None:
@@ -318,8 +325,7 @@ def test_clock_skew_logs_the_real_lines_then_gives_up(
         RUNNER_STANDIN_SESSION_RETRY_INTERVAL="0.5",
         RUNNER_STANDIN_CLOCK_SKEW_RETRY_LIMIT="1",
     )
-    listeners.append(proc)
-    out, _ = proc.communicate(timeout=15)
+    out = run_to_exit(proc, listeners)
     assert proc.returncode == 1, out
     assert CLOCK in out
     assert "Current server time is" in out
@@ -341,8 +347,7 @@ def test_second_listener_gets_session_conflict(
         RUNNER_STANDIN_SESSION_RETRY_INTERVAL="0.3",
         RUNNER_STANDIN_SESSION_CONFLICT_RETRY_LIMIT="0.6",
     )
-    listeners.append(second)
-    out, _ = second.communicate(timeout=15)
+    out = run_to_exit(second, listeners)
     assert second.returncode == 5, out
     assert "A session for this runner already exists." in out
 
@@ -353,8 +358,7 @@ def test_deprecated_version_exits_terminated(
     assert configure(runner_dir, github).returncode == 0
     github.deprecate_runner_version("*")
     proc = start_listener(runner_dir)
-    listeners.append(proc)
-    out, _ = proc.communicate(timeout=15)
+    out = run_to_exit(proc, listeners)
     assert proc.returncode == 1
     assert "is deprecated and cannot receive messages." in out
 
