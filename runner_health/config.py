@@ -10,8 +10,11 @@ plugin can stop the run with a usage error.
 
 from __future__ import annotations
 
+import errno
 import os
+import posixpath
 import re
+import stat
 import subprocess
 import tomllib
 from dataclasses import dataclass, field
@@ -19,9 +22,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from runner_health import lock
+
 ENV_VAR = "RUNNER_HEALTH_CONFIG"
 DEFAULT_PATHS = (Path("runner-health.toml"), Path("/etc/runner-health/config.toml"))
-_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+# Each pattern is what the value's consumer accepts, and never a shell or option character:
+# values end up in commands root runs. A leading '-' would read as an option.
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}"  # runner names, GitHub logins
+_REPOSITORY = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}"
+_USER = r"[A-Za-z_][A-Za-z0-9_.-]{0,31}"  # a login name as useradd takes it
+# Multipass instance names are host names: a letter first, letters, digits, '-', no '-' last.
+_INSTANCE = r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# host[:port]: a host name, an IPv4 address or a bracketed IPv6 address (see _port_in_range).
+_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[1-9][0-9]{0,4}))?"
+_URL = rf"https?://{_HOST}(?:/[A-Za-z0-9._~/-]*)?"  # no credentials, query or fragment
+_TARGET = rf"local://|multipass://(?:{_INSTANCE})?|ssh://(?:{_USER}@)?{_HOST}"
+# config.sh --labels splits on ',' and drops a value starting with '-': visible ASCII but ','.
+_LABEL = r"(?!-)[!-+\--~]{1,256}"
+_LSM = r"[a-z0-9_]+(?:,[a-z0-9_]+)*"  # the kernel's lsm= list
+_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
 
 
 class ConfigError(Exception):
@@ -124,17 +143,22 @@ def load(path: Path, *, target_override: str | None = None) -> Settings:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     table = _Table(raw, "")
     target = table.string("target", "local://")
+    reports = table.sub("reports")
     settings = Settings(
         path=path,
         target=target_override or target,
-        multipass_vm=_name(table.sub("multipass"), "vm", "assay-bpf-runner"),
+        multipass_vm=_matching(
+            table.sub("multipass"), "vm", _INSTANCE, "a Multipass instance name", "assay-bpf-runner"
+        ),
         github=_github(table.sub("github")),
         runner=_runner(table.sub("runner")),
         thresholds=_thresholds(table.sub("thresholds")),
         remediation=_remediation(table.sub("remediation")),
-        reports_directory=Path(table.sub("reports").string("directory", "reports")),
-        reports_keep=int(table.sub("reports").number("keep", 50, minimum=1)),
-        lock_file=Path(table.string("lock_file", "/tmp/runner-health.lock")),
+        reports_directory=Path(
+            _path(reports, "directory", reports.string("directory", "reports"), absolute=False)
+        ),
+        reports_keep=int(reports.number("keep", 50, minimum=1, maximum=10_000, whole=True)),
+        lock_file=Path(table.string("lock_file", str(lock.default_path()))),
     )
     _check_target(settings.target)
     table.reject_unknown()
@@ -144,15 +168,7 @@ def load(path: Path, *, target_override: str | None = None) -> Settings:
 def resolve_token(settings: Settings) -> str:
     """The GitHub token: token_file, then $GITHUB_TOKEN / $GH_TOKEN, then `gh auth token`."""
     if settings.github.token_file:
-        try:
-            token = settings.github.token_file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"github.token_file: cannot read {exc.filename}: {exc.strerror}"
-            ) from None
-        if not token:
-            raise ConfigError(f"github.token_file: {settings.github.token_file} is empty")
-        return token
+        return _read_token_file(settings.github.token_file)
     for var in ("GITHUB_TOKEN", "GH_TOKEN"):
         if os.environ.get(var, "").strip():
             return os.environ[var].strip()
@@ -168,6 +184,44 @@ def resolve_token(settings: Settings) -> str:
         "no GitHub token: set github.token_file, or GITHUB_TOKEN / GH_TOKEN, or log in with "
         "`gh auth login` (a PAT with repository Administration read/write)"
     )
+
+
+def _read_token_file(path: Path) -> str:
+    """The token in ``path``, refused (as ssh refuses a private key) unless only we can read it.
+
+    Opened without following a link and without waiting on a FIFO; the checks look at the
+    opened file itself, so it cannot be swapped between check and read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(
+                f"github.token_file: {path} is a symbolic link; name the file itself"
+            ) from None
+        raise ConfigError(f"github.token_file: cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        me = os.geteuid()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"github.token_file: {path} is not a regular file")
+        if info.st_uid != me:
+            raise ConfigError(
+                f"github.token_file: {path} belongs to uid {info.st_uid}, not to uid {me} "
+                f"running runner-health: chown {me} {path}"
+            )
+        if info.st_mode & 0o077:
+            raise ConfigError(
+                f"github.token_file: {path} is open to others (mode "
+                f"{stat.S_IMODE(info.st_mode):o}): chmod 600 {path}"
+            )
+        try:
+            token = handle.read().decode().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"github.token_file: cannot read {path}: {exc}") from None
+    if not token:
+        raise ConfigError(f"github.token_file: {path} is empty")
+    return token
 
 
 class _Table:
@@ -202,19 +256,32 @@ class _Table:
             if default is None:
                 raise ConfigError(f"{self.key(name)}: missing; expected a string")
             return default
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{self.key(name)}: expected a non-empty string, got {value!r}")
+        if not isinstance(value, str) or not value.strip() or re.search(_CONTROL, value):
+            raise ConfigError(
+                f"{self.key(name)}: expected a non-empty string without control characters, got {value!r}"
+            )
         return value.strip()
 
     def optional_string(self, name: str) -> str | None:
         return None if self.get(name) is None else self.string(name)
 
-    def number(self, name: str, default: float, *, minimum: float = 0) -> float:
+    def number(
+        self, name: str, default: float, *, minimum: float, maximum: float, whole: bool = False
+    ) -> float:
+        """A number in [minimum, maximum]: never nan or inf (no comparison holds for nan)."""
         value = self.get(name)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise ConfigError(f"{self.key(name)}: expected a number >= {minimum}, got {value!r}")
+        kinds = int if whole else int | float
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, kinds)
+            or not minimum <= value <= maximum
+        ):
+            kind = "a whole number" if whole else "a number"
+            raise ConfigError(
+                f"{self.key(name)}: expected {kind} from {minimum} to {maximum}, got {value!r}"
+            )
         return float(value)
 
     def boolean(self, name: str, default: bool) -> bool:
@@ -233,19 +300,44 @@ class _Table:
             child.reject_unknown()
 
 
-def _name(table: _Table, key: str, default: str | None = None) -> str:
+def _matching(
+    table: _Table, key: str, pattern: str, expected: str, default: str | None = None
+) -> str:
     value = table.string(key, default)
-    if not _NAME.match(value):
-        raise ConfigError(f"{table.key(key)}: expected letters, digits, '.', '_' or '-'")
+    if not re.fullmatch(pattern, value):
+        raise ConfigError(f"{table.key(key)}: expected {expected}, got {value!r}")
     return value
+
+
+def _port_in_range(match: re.Match[str] | None) -> bool:
+    """Whether a full match of a pattern containing _HOST has no port or one up to 65535."""
+    return match is not None and int(match["port"] or 1) <= 65535
 
 
 def _url(table: _Table, key: str, default: str | None) -> str:
     value = table.string(key, default).rstrip("/")
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError(f"{table.key(key)}: expected an http(s) URL, got {value!r}")
+    if not _port_in_range(re.fullmatch(_URL, value)):
+        raise ConfigError(
+            f"{table.key(key)}: expected an http(s) URL without credentials, query or fragment, got {value!r}"
+        )
     return value
+
+
+def _path(table: _Table, key: str, value: str, *, absolute: bool) -> str:
+    """``value`` as a normalised path other than '/' (no '.', '..' or '//'), without a trailing '/'."""
+    path = value.rstrip("/") or "/"
+    if absolute and not path.startswith("/"):
+        raise ConfigError(f"{table.key(key)}: expected an absolute path, got {value!r}")
+    if (
+        path == "/"
+        or path.startswith("//")
+        or posixpath.normpath(path) != path
+        or ".." in path.split("/")
+    ):
+        raise ConfigError(
+            f"{table.key(key)}: expected a normalised path other than '/' (no '.', '..' or '//'), got {value!r}"
+        )
+    return path
 
 
 def _github(table: _Table) -> GitHubSettings:
@@ -256,21 +348,23 @@ def _github(table: _Table) -> GitHubSettings:
             "github.repository: set exactly one of github.repository ('owner/repo') "
             "or github.organization ('org')"
         )
-    if repository and not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", repository):
+    if repository and not re.fullmatch(_REPOSITORY, repository):
         raise ConfigError(f"github.repository: expected 'owner/repo', got {repository!r}")
-    if organization and not _NAME.match(organization):
+    if organization and not re.fullmatch(_NAME, organization):
         raise ConfigError(
             f"github.organization: expected an organisation login, got {organization!r}"
         )
     api_url = _url(table, "api_url", "https://api.github.com")
     token_file = table.optional_string("token_file")
+    if token_file:
+        token_file = _path(table, "token_file", token_file, absolute=True)
     return GitHubSettings(
         repository=repository,
         organization=organization,
         api_url=api_url,
         server_url=_url(table, "server_url", _server_url_for(api_url)),
         token_file=Path(token_file) if token_file else None,
-        timeout_seconds=table.number("timeout_seconds", 10, minimum=1),
+        timeout_seconds=table.number("timeout_seconds", 10, minimum=1, maximum=300),
     )
 
 
@@ -285,46 +379,62 @@ def _runner(table: _Table) -> RunnerSettings:
     labels = table.get("labels")
     if labels is None:
         labels = ["self-hosted"]
-    if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
-        raise ConfigError(f"runner.labels: expected a list of strings, got {labels!r}")
+    if (
+        not isinstance(labels, list)
+        or not 1 <= len(labels) <= 100
+        or not all(isinstance(x, str) and re.fullmatch(_LABEL, x) for x in labels)
+    ):
+        raise ConfigError(
+            "runner.labels: expected 1-100 labels of 1-256 visible ASCII characters, without ',' "
+            f"(config.sh --labels splits on it) and not starting with '-', got {labels!r}"
+        )
     directory = table.string("directory", "/opt/actions-runner")
-    if not directory.startswith("/"):
-        raise ConfigError(f"runner.directory: expected an absolute path, got {directory!r}")
     return RunnerSettings(
-        name=_name(table, "name"),
+        name=_matching(
+            table, "name", _NAME, "letters, digits, '.', '_' or '-' (a letter or digit first)"
+        ),
         labels=tuple(labels),
-        directory=directory.rstrip("/"),
-        user=_name(table, "user", "github-runner"),
+        directory=_path(table, "directory", directory, absolute=True),
+        user=_matching(table, "user", _USER, "a login name", "github-runner"),
     )
 
 
 def _thresholds(table: _Table) -> Thresholds:
-    percent = table.number("disk_free_percent", 10)
-    if percent > 100:
-        raise ConfigError(f"thresholds.disk_free_percent: expected 0-100, got {percent}")
     return Thresholds(
-        disk_free_gib=table.number("disk_free_gib", 5),
-        disk_free_percent=percent,
-        max_clock_offset_seconds=table.number("max_clock_offset_seconds", 30, minimum=1),
-        max_queue_wait_minutes=table.number("max_queue_wait_minutes", 15),
+        disk_free_gib=table.number("disk_free_gib", 5, minimum=0, maximum=100_000),
+        disk_free_percent=table.number("disk_free_percent", 10, minimum=0, maximum=100),
+        max_clock_offset_seconds=table.number(
+            "max_clock_offset_seconds", 30, minimum=1, maximum=3600
+        ),
+        max_queue_wait_minutes=table.number(
+            "max_queue_wait_minutes", 15, minimum=0, maximum=7 * 24 * 60
+        ),
     )
 
 
 def _remediation(table: _Table) -> RemediationSettings:
-    lsm = table.string("lsm", "lockdown,capability,landlock,yama,apparmor,bpf")
+    lsm = _matching(
+        table,
+        "lsm",
+        _LSM,
+        "a comma-separated list of LSM names (a-z, 0-9, '_')",
+        "lockdown,capability,landlock,yama,apparmor,bpf",
+    )
     if "bpf" not in lsm.split(","):
         raise ConfigError(f"remediation.lsm: the LSM list must include 'bpf', got {lsm!r}")
     return RemediationSettings(
         apply_bpf_lsm_fix=table.boolean("apply_bpf_lsm_fix", False),
         lsm=lsm,
-        command_timeout_seconds=table.number("command_timeout_seconds", 300, minimum=1),
-        online_wait_seconds=table.number("online_wait_seconds", 90, minimum=0),
+        command_timeout_seconds=table.number(
+            "command_timeout_seconds", 300, minimum=1, maximum=3600
+        ),
+        online_wait_seconds=table.number("online_wait_seconds", 90, minimum=0, maximum=3600),
     )
 
 
 def _check_target(target: str) -> None:
-    scheme = urlparse(target).scheme if "://" in target else ""
-    if scheme not in ("local", "ssh", "multipass"):
+    if not _port_in_range(re.fullmatch(_TARGET, target)):
         raise ConfigError(
-            f"target: expected local://, ssh://[user@]host[:port] or multipass://[NAME], got {target!r}"
+            "target: expected local://, ssh://[user@]host[:port] or multipass://[NAME] "
+            f"(NAME: letters, digits and '-', a letter first), got {target!r}"
         )

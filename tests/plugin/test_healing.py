@@ -203,6 +203,11 @@ def test_checks_run_in_dependency_order(project):
             "github.api_url: expected an http(s) URL",
         ),
         ("not toml ===", "is not valid TOML"),
+        (  # hostile values: one here end to end, all of them in tests/unit/test_config.py
+            "[github]\nrepository = 'acme/x'\n[runner]\nname = 'vm1'\n"
+            "[remediation]\nonline_wait_seconds = nan\n",
+            "remediation.online_wait_seconds: expected a number from 0 to 3600, got nan",
+        ),
     ],
 )
 def test_bad_config_is_a_usage_error_that_touches_nothing(project, config, message):

@@ -1,10 +1,13 @@
 """Config errors name the key and what it expects; good configs give frozen settings."""
 
+import os
+import pwd
+import threading
 from pathlib import Path
 
 import pytest
 
-from runner_health.config import ConfigError, find_config, load, resolve_token
+from runner_health.config import ConfigError, Settings, find_config, load, resolve_token
 
 MINIMAL = '[github]\nrepository = "acme/kernel-ci"\n[runner]\nname = "assay-bpf-runner"\n'
 
@@ -62,28 +65,138 @@ def test_hosts_option_overrides_the_configured_target(tmp_path):
     assert load(config, target_override="ssh://ubuntu@vm").target == "ssh://ubuntu@vm"
 
 
+def config_with(key: str, value: str) -> str:
+    """MINIMAL with one setting (``table.name``, or ``name`` at the top) set to a TOML value."""
+    tables: dict[str, dict[str, str]] = {"": {}, "github": {}, "runner": {}}
+    table, _, name = key.rpartition(".")
+    tables.setdefault(table, {})[name] = value
+    tables["github"].setdefault("repository", '"acme/kernel-ci"')
+    if "organization" in tables["github"]:
+        del tables["github"]["repository"]
+    tables["runner"].setdefault("name", '"assay-bpf-runner"')
+    return "".join(
+        (f"[{table}]\n" if table else "") + "".join(f"{k} = {v}\n" for k, v in keys.items())
+        for table, keys in tables.items()
+    )
+
+
+# Hostile or careless values: each must stop the run with a ConfigError naming its key.
+HOSTILE = [
+    # numbers: finite, bounded, whole where whole is meant
+    ("github.timeout_seconds", "inf"),
+    ("github.timeout_seconds", "1e9"),
+    ("github.timeout_seconds", "0.5"),
+    ("thresholds.disk_free_gib", "nan"),
+    ("thresholds.disk_free_percent", "nan"),
+    ("thresholds.disk_free_percent", "120"),
+    ("thresholds.max_clock_offset_seconds", "'soon'"),
+    ("thresholds.max_clock_offset_seconds", "inf"),
+    ("thresholds.max_queue_wait_minutes", "-inf"),
+    ("remediation.command_timeout_seconds", "inf"),
+    ("remediation.online_wait_seconds", "nan"),
+    ("remediation.online_wait_seconds", "1e308"),
+    ("reports.keep", "inf"),
+    ("reports.keep", "2.5"),
+    ("reports.keep", "0"),
+    ("reports.keep", "true"),
+    ("remediation.apply_bpf_lsm_fix", "'yes'"),
+    # GitHub names and URLs
+    ("github.repository", '"acme"'),
+    ("github.repository", '"acme/.."'),
+    ("github.organization", '"-acme"'),
+    ("github.api_url", '"ftp://x"'),
+    ("github.api_url", '"https://api.github.com?x=1"'),
+    ("github.server_url", '"https://user:pw@github.com"'),
+    ("github.server_url", '"https://github.com:99999"'),
+    ("github.token_file", '"token"'),
+    ("github.token_file", '"/etc/runner-health/../token"'),
+    ("github.token_file", '"/etc/runner-health/tok\\nen"'),
+    # the runner
+    ("runner.name", '"bad name"'),
+    ("runner.name", '"-oops"'),
+    ("runner.labels", "'x'"),
+    ("runner.labels", "[]"),
+    ("runner.labels", '["gpu,large"]'),
+    ("runner.labels", '["-x"]'),
+    ("runner.labels", '[" x"]'),
+    ("runner.labels", '["a\\tb"]'),
+    ("runner.labels", '["kernel-6.6", "' + "x" * 257 + '"]'),
+    ("runner.labels", str([f"l{i}" for i in range(101)]).replace("'", '"')),
+    ("runner.directory", "'relative'"),
+    ("runner.directory", "'/'"),
+    ("runner.directory", "'//'"),
+    ("runner.directory", "'//opt/actions-runner'"),
+    ("runner.directory", "'/opt/../etc'"),
+    ("runner.directory", "'/opt/./actions-runner'"),
+    ("runner.directory", '"/opt/actions-runner\\n"'),
+    ("runner.user", '"root;id"'),
+    ("runner.user", '"-oops"'),
+    ("runner.user", '"a b"'),
+    ("runner.user", '"' + "u" * 33 + '"'),
+    # where the runner lives
+    ("target", '"docker://x"'),
+    ("target", '"local://x"'),
+    ("target", '"multipass://x;touch pwned"'),
+    ("target", '"multipass://-vm"'),
+    ("target", '"multipass://1vm"'),
+    ("target", '"multipass://vm-"'),
+    ("target", '"multipass://vm/x"'),
+    ("target", '"ssh://vm?ssh_config=/tmp/evil"'),
+    ("target", '"ssh://-oProxyCommand=id"'),
+    ("target", '"ssh://me:secret@vm"'),
+    ("target", '"ssh://vm:0"'),
+    ("target", '"ssh://vm:65536"'),
+    ("target", '"ssh://vm/path"'),
+    ("target", '"ssh://a;id@vm"'),
+    ("target", '"ssh://%2Doops"'),
+    ("multipass.vm", '"vm;id"'),
+    ("multipass.vm", '"vm_1"'),
+    # remediation and reports
+    ("remediation.lsm", "'yama,apparmor'"),
+    ("remediation.lsm", "'yama;touch /tmp/pwned,bpf'"),
+    ("remediation.lsm", "'bpf,yama&'"),
+    ("remediation.lsm", "'yama,,bpf'"),
+    ("remediation.lsm", "'YAMA,bpf'"),
+    ("reports.directory", "'/'"),
+    ("reports.directory", "'../reports'"),
+    ("reports.directory", '"reports\\u0000x"'),
+    # a typo is not silently ignored
+    ("runnner", "{ name = 'x' }"),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), HOSTILE)
+def test_hostile_values_are_refused_naming_their_key(tmp_path, key, value):
+    with pytest.raises(ConfigError) as error:
+        load(write(tmp_path, config_with(key, value)))
+    assert str(error.value).startswith(f"{key}:"), str(error.value)
+
+
 @pytest.mark.parametrize(
-    ("text", "key"),
+    ("key", "value"),
     [
-        (MINIMAL.replace("acme/kernel-ci", "acme"), "github.repository"),
-        (MINIMAL + "[thresholds]\ndisk_free_percent = 120\n", "thresholds.disk_free_percent"),
-        (
-            MINIMAL + "[thresholds]\nmax_clock_offset_seconds = 'soon'\n",
-            "thresholds.max_clock_offset_seconds",
-        ),
-        (MINIMAL.replace('name = "assay-bpf-runner"', 'name = "bad name"'), "runner.name"),
-        (MINIMAL.replace("[runner]", "[runner]\nlabels = 'x'"), "runner.labels"),
-        (MINIMAL.replace("[runner]", "[runner]\ndirectory = 'relative'"), "runner.directory"),
-        (MINIMAL + "[remediation]\nlsm = 'yama,apparmor'\n", "remediation.lsm"),
-        (MINIMAL + "[remediation]\napply_bpf_lsm_fix = 'yes'\n", "remediation.apply_bpf_lsm_fix"),
-        ('target = "docker://x"\n' + MINIMAL, "target"),
-        (MINIMAL + "[runnner]\nname = 'x'\n", "runnner"),
+        ("github.timeout_seconds", "2.5"),
+        ("reports.keep", "1"),
+        ("runner.labels", '["self-hosted", "Linux", "X64", "kernel-6.6", "gpu:a100", "bpf_lsm"]'),
+        ("runner.directory", "'/opt/actions-runner/'"),
+        ("runner.user", "'ubuntu'"),
+        ("target", "'ssh://ubuntu@10.0.0.5:2222'"),
+        ("target", "'ssh://runner-vm.example.org'"),
+        ("target", "'ssh://[fe80::1]:22'"),
+        ("target", "'multipass://vm-1'"),
+        ("remediation.lsm", "'landlock,lockdown,yama,integrity,apparmor,bpf'"),
+        ("reports.directory", "'/var/tmp/runner-health-reports'"),
+        ("github.token_file", "'/etc/runner-health/token'"),
+        ("github.api_url", "'https://ghe.corp:8443/api/v3'"),
     ],
 )
-def test_invalid_values_name_their_key(tmp_path, text, key):
-    with pytest.raises(ConfigError) as error:
-        load(write(tmp_path, text))
-    assert str(error.value).startswith(f"{key}:")
+def test_ordinary_values_are_accepted(tmp_path, key, value):
+    load(write(tmp_path, config_with(key, value)))
+
+
+def test_trailing_slash_of_the_runner_directory_is_dropped(tmp_path):
+    settings = load(write(tmp_path, config_with("runner.directory", "'/opt/actions-runner/'")))
+    assert settings.runner.directory == "/opt/actions-runner"
 
 
 def test_missing_file_is_named(tmp_path):
@@ -97,6 +210,16 @@ def test_find_config_prefers_option_then_env(tmp_path, monkeypatch):
     assert find_config(None) == Path("/from/env.toml")
 
 
+def with_token_file(tmp_path: Path, token_file: Path) -> Settings:
+    return load(write(tmp_path, config_with("github.token_file", f'"{token_file}"')))
+
+
+def private_file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
 def test_token_sources_in_order(tmp_path, monkeypatch):
     settings = load(write(tmp_path, MINIMAL))
     monkeypatch.setenv("GITHUB_TOKEN", "from-github-token")
@@ -104,19 +227,50 @@ def test_token_sources_in_order(tmp_path, monkeypatch):
     assert resolve_token(settings) == "from-github-token"
     monkeypatch.delenv("GITHUB_TOKEN")
     assert resolve_token(settings) == "from-gh-token"
-    token_file = tmp_path / "token"
-    token_file.write_text("from-file\n")
-    with_file = load(
-        write(tmp_path, MINIMAL.replace("[runner]", f'token_file = "{token_file}"\n[runner]'))
-    )
+    with_file = with_token_file(tmp_path, private_file(tmp_path / "token", "from-file\n"))
     assert resolve_token(with_file) == "from-file"
 
 
 def test_empty_token_file_is_an_error(tmp_path):
-    token_file = tmp_path / "token"
-    token_file.write_text("\n")
-    settings = load(
-        write(tmp_path, MINIMAL.replace("[runner]", f'token_file = "{token_file}"\n[runner]'))
-    )
+    settings = with_token_file(tmp_path, private_file(tmp_path / "token", "\n"))
     with pytest.raises(ConfigError, match=r"github.token_file: .* is empty"):
         resolve_token(settings)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660], ids=oct)
+def test_token_file_others_can_open_is_refused(tmp_path, mode):
+    token_file = private_file(tmp_path / "token", "ghp_secret\n")
+    token_file.chmod(mode)
+    with pytest.raises(ConfigError, match=r"^github.token_file: .* chmod 600 "):
+        resolve_token(with_token_file(tmp_path, token_file))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away takes root")
+def test_token_file_owned_by_another_user_is_refused(tmp_path):
+    token_file = private_file(tmp_path / "token", "ghp_secret\n")
+    stranger = next(
+        uid for uid in range(54321, 60000) if uid not in {u.pw_uid for u in pwd.getpwall()}
+    )
+    os.chown(token_file, stranger, -1)
+    with pytest.raises(ConfigError, match=rf"^github.token_file: .* uid {stranger}.* chown "):
+        resolve_token(with_token_file(tmp_path, token_file))
+
+
+def test_token_file_through_a_symlink_is_refused(tmp_path):
+    link = tmp_path / "token"
+    link.symlink_to(private_file(tmp_path / "real-token", "ghp_secret\n"))
+    with pytest.raises(ConfigError, match=r"^github.token_file: .* symbolic link"):
+        resolve_token(with_token_file(tmp_path, link))
+
+
+def test_token_file_that_is_a_fifo_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo, 0o600)
+    # A writer turning up late frees a reader stuck opening the FIFO: the test fails, not hangs.
+    late_writer = threading.Timer(5, fifo.write_text, ["late-token\n"])
+    late_writer.start()
+    try:
+        with pytest.raises(ConfigError, match=r"^github.token_file: .* not a regular file"):
+            resolve_token(with_token_file(tmp_path, fifo))
+    finally:
+        late_writer.cancel()
