@@ -45,6 +45,11 @@ die_usage() {
 	exit "$USAGE_ERROR"
 }
 
+die() {
+	echo "health_check.sh: $*" >&2
+	exit 1
+}
+
 say() { echo "health_check.sh: $*"; }
 
 # cron and systemd start us with a bare PATH; multipass lives in /usr/local/bin or
@@ -85,10 +90,6 @@ run_checks() {
 
 # -- cron --------------------------------------------------------------------------------
 
-cron_line() {
-	echo "*/5 * * * * cd '$HERE' && ./$(basename "$SELF") >> '$LOG' 2>&1 $CRON_MARK"
-}
-
 current_crontab() {
 	# `crontab -l` fails when there is no crontab yet: that is an empty one.
 	crontab -l 2>/dev/null || true
@@ -114,10 +115,16 @@ token_note() {
 
 install_cron() {
 	command -v crontab >/dev/null || die_usage "crontab is not installed (try --install-timer)"
-	local line current
-	line=$(cron_line)
+	# shellcheck source=provision/cron.sh
+	. "$HERE/provision/cron.sh"
+	local command line current
+	command="cd $(sh_word "$HERE") && ./$(sh_word "$(basename "$SELF")") >> $(sh_word "$LOG") 2>&1 $CRON_MARK"
+	line="*/5 * * * * $(cron_escape "$command")"
+	# Checked before it is installed: cron would run exactly this command, and sh parses it.
+	cron_runs "$line" 5 "$command" sh ||
+		die_usage "no cron line runs $SELF as written (a newline or a backslash in its path or $LOG?)"
 	current=$(current_crontab)
-	if printf '%s\n' "$current" | grep -qxF "$line"; then
+	if printf '%s\n' "$current" | grep -qxF -- "$line"; then
 		say "cron already installed, nothing changed: $line"
 		return
 	fi
@@ -128,6 +135,7 @@ install_cron() {
 		[ -z "$current" ] || printf '%s\n' "$current"
 		printf '%s\n' "$line"
 	} | crontab -
+	current_crontab | grep -qxF -- "$line" || die "crontab -l does not show the line just installed: $line"
 	say "cron installed for $(id -un): $line"
 	[ "$(id -u)" = 0 ] || say "note: not root; the checks use sudo -n on the VM for remediations"
 	token_note
@@ -147,6 +155,19 @@ uninstall_cron() {
 
 # -- systemd timer -----------------------------------------------------------------------
 
+# $1 for a unit file setting that takes a path: % doubled (systemd reads %x as a specifier).
+unit_path() {
+	printf '%s' "$1" | sed 's/%/%%/g'
+}
+
+# $1 as one argument on an Exec*= line: double-quoted with \ and " escaped, % doubled, and $
+# doubled (systemd substitutes $VAR and ${VAR}).
+exec_arg() {
+	printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g; s/%/%%/g; s/\$/$$/g')"
+}
+
+# The script is an argument, not the executable: systemd refuses an executable path that holds
+# a quote or a backslash, and it runs from its own directory (no WorkingDirectory=).
 service_unit() {
 	cat <<EOF
 # Installed by health_check.sh --install-timer
@@ -156,12 +177,11 @@ Wants=network-online.target
 After=network-online.target
 # Until a config exists (provisioned but not yet registered) a run would only fail: skip it.
 ConditionPathExists=|/etc/runner-health/config.toml
-ConditionPathExists=|$HERE/runner-health.toml
+ConditionPathExists=|$(unit_path "$HERE")/runner-health.toml
 
 [Service]
 Type=oneshot
-WorkingDirectory=$HERE
-ExecStart="$SELF"
+ExecStart=/usr/bin/env bash $(exec_arg "$SELF")
 # 6: another run holds the lock; 7: something failed and was healed. 1 (unhealthy) stays a
 # failure, so systemctl --failed shows it.
 SuccessExitStatus=6 7
@@ -198,6 +218,9 @@ write_if_changed() {
 install_timer() {
 	command -v systemctl >/dev/null || die_usage "systemctl not found: no systemd here (try --install-cron)"
 	[ -d "$SYSTEMD_DIR" ] || die_usage "$SYSTEMD_DIR does not exist"
+	case $SELF in
+	*[[:cntrl:]]*) die_usage "a unit file cannot name $SELF: its path holds a newline or control character" ;;
+	esac
 	local changed=0
 	write_if_changed "$SYSTEMD_DIR/$UNIT.service" "$(service_unit)" && changed=1
 	write_if_changed "$SYSTEMD_DIR/$UNIT.timer" "$(timer_unit)" && changed=1

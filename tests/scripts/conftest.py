@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import io
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -70,6 +71,59 @@ def run_script(
         env=full_env,
         timeout=timeout,
         cwd=cwd or ROOT,
+        check=False,
+    )
+
+
+# --- cron, as its daemon reads a line (no cron on this machine is needed or touched) -------
+
+
+def cron_jobs(table: str) -> list[str]:
+    """The job lines of a crontab or /etc/cron.d file: not blank, not a comment, not a
+    ``NAME=value`` environment line (a job starts with its minute field or an @keyword)."""
+    return [line for line in table.splitlines() if re.match(r"\s*[0-9*@]", line)]
+
+
+def cron_command(line: str, fields: int = 5) -> tuple[str, str | None]:
+    """What cron runs for one job line: (the shell command, its stdin or None).
+
+    The command is the text after ``fields`` fields (5 in a user's crontab; 6 in /etc/cron.d,
+    the user sixth), through cron's own pass (do_command.c, shared by Vixie cron, Debian's cron
+    and cronie): ``\\%`` is a literal %, the first unescaped % ends the command and the rest is
+    its stdin (each further % a newline). A backslash before anything else is where the crons
+    differ (Debian's folds ``\\\\`` into ``\\``, cronie keeps both), so it is an error here.
+    """
+    parts = line.split(None, fields)
+    if len(parts) <= fields:
+        raise ValueError(f"no command after {fields} fields: {line!r}")
+    text, command, i = parts[fields], [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            if text[i + 1 : i + 2] != "%":
+                raise ValueError(f"a backslash before {text[i + 1 : i + 2]!r}: crons differ")
+            command.append("%")
+            i += 2
+        elif text[i] == "%":
+            return "".join(command), text[i + 1 :].replace("%", "\n")
+        else:
+            command.append(text[i])
+            i += 1
+    return "".join(command), None
+
+
+def run_like_cron(
+    command: str, home: Path, shell: str = "/bin/sh", stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a job's command the way cron does: ``SHELL -c``, from HOME, with cron's bare
+    environment (no PATH beyond /usr/bin:/bin, none of the caller's variables)."""
+    return subprocess.run(
+        [shell, "-c", command],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), "SHELL": shell, "LOGNAME": "root"},
+        cwd=home,
+        timeout=60,
         check=False,
     )
 

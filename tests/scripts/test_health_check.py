@@ -7,15 +7,31 @@ PATH writing to temp files, and SYSTEMD_DIR points at a temp dir.
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.scripts.conftest import ROOT, run_script, write_fake
+from tests.scripts.conftest import (
+    ROOT,
+    cron_command,
+    cron_jobs,
+    run_like_cron,
+    run_script,
+    write_fake,
+)
 from tests.testbed.fake_github import FakeGitHub
 
 SCRIPT = ROOT / "health_check.sh"
+# A checkout folder name cron and systemd each misread unless escaped: a quote, a percent,
+# spaces, a dollar.
+HOSTILE = "it's 100% $HOME & more"
 
+# crontab(1): keeps the table as given, like the real one. What the cron daemon then makes of
+# a line (its command field, % and backslashes) is conftest.cron_command.
 FAKE_CRONTAB = """
 case $1 in
   -l) [ -f "$CRONTAB_FILE" ] || { echo "no crontab for $(id -un)" >&2; exit 1; }
@@ -74,7 +90,7 @@ def test_install_cron_twice_leaves_one_line_and_says_so(tmp_path, fakes, env):
     ours = [line for line in lines if "runner-health" in line]
     assert len(ours) == 1
     assert ours[0].startswith("*/5 * * * * ")
-    assert f"cd '{ROOT}' && ./health_check.sh >> '{tmp_path}/runner-health.log' 2>&1" in ours[0]
+    assert f"cd {ROOT} && ./health_check.sh >> {tmp_path}/runner-health.log 2>&1" in ours[0]
 
     writes_before = len(calls(fakes, "crontab -"))
     second = health_check(["--install-cron"], fakes, env)
@@ -105,7 +121,7 @@ def test_install_timer_twice_is_idempotent(tmp_path, fakes, env):
     assert first.returncode == 0, first.stderr
     service = (tmp_path / "systemd" / "runner-health.service").read_text()
     timer = (tmp_path / "systemd" / "runner-health.timer").read_text()
-    assert f'ExecStart="{SCRIPT}"' in service
+    assert f'ExecStart=/usr/bin/env bash "{SCRIPT}"' in service
     assert "Type=oneshot" in service
     assert "OnCalendar=*:0/5" in timer
     assert "WantedBy=timers.target" in timer
@@ -140,6 +156,144 @@ def test_uninstall_removes_both_and_twice_is_harmless(tmp_path, fakes, env):
     assert again.returncode == 0
     assert "no runner-health cron line" in again.stdout
     assert "no runner-health timer" in again.stdout
+
+
+@pytest.fixture
+def hostile_tree(tmp_path: Path) -> Path:
+    """health_check.sh and provision/ copied into a checkout under the HOSTILE folder name."""
+    tree = tmp_path / HOSTILE / "runner-health"
+    tree.mkdir(parents=True)
+    shutil.copy2(SCRIPT, tree / SCRIPT.name)
+    shutil.copytree(ROOT / "provision", tree / "provision")
+    return tree
+
+
+def test_cron_line_runs_the_checkout_whatever_its_path(hostile_tree, tmp_path, fakes, env):
+    """The installed line, read as cron reads it and run as cron runs it, reaches this checkout's
+    pytest and appends to the log, both under a path with a quote, a %, spaces and a $."""
+    ran = tmp_path / "pytest-ran-in"
+    (hostile_tree / ".venv" / "bin").mkdir(parents=True)
+    write_fake(
+        hostile_tree / ".venv" / "bin", "pytest", f"pwd > {shlex.quote(str(ran))}; echo checked"
+    )
+    log = tmp_path / HOSTILE / "runner-health 100%.log"
+    env = {**env, "RUNNER_HEALTH_LOG": str(log)}
+    result = run_script(
+        [str(hostile_tree / "health_check.sh"), "--install-cron"], fakes=fakes, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = cron_jobs((tmp_path / "crontab").read_text())
+    command, stdin = cron_command(line)
+    assert stdin is None, f"cron would cut the command at a %: {line}"
+    run = run_like_cron(command, home=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert ran.read_text().strip() == str(hostile_tree)
+    assert log.read_text().strip() == "checked"
+
+
+@pytest.mark.parametrize("name", ["back\\slash", "new\nline"])
+def test_install_cron_refuses_a_path_no_cron_line_can_carry(name, tmp_path, fakes, env):
+    """A newline ends a crontab line; a backslash means different things to different crons."""
+    tree = tmp_path / name
+    tree.mkdir()
+    shutil.copy2(SCRIPT, tree / SCRIPT.name)
+    shutil.copytree(ROOT / "provision", tree / "provision")
+    result = run_script([str(tree / "health_check.sh"), "--install-cron"], fakes=fakes, env=env)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "cron" in result.stderr
+    assert not (tmp_path / "crontab").exists()
+
+
+def test_install_cron_fails_when_the_line_is_not_read_back(tmp_path, fakes, env):
+    write_fake(
+        fakes[0], "crontab", FAKE_CRONTAB.replace('cat > "$CRONTAB_FILE"', "cat > /dev/null")
+    )
+    result = health_check(["--install-cron"], fakes, env)
+    assert result.returncode == 1
+    assert "cron installed" not in result.stdout
+    assert "crontab -l does not show" in result.stderr
+
+
+def systemd_literal(text: str, *, dollar: bool) -> str:
+    """A word after systemd's expansions: %% is a % (any other % a specifier), and on command
+    lines $$ is a $ (any other $ a variable)."""
+
+    def literal(match: re.Match[str]) -> str:
+        if match[0] in ("%%", "$$"):
+            return match[0][0]
+        raise ValueError(f"systemd would expand {match[0]!r} in {text!r}")
+
+    return re.sub(r"%%|%|\$\$|\$" if dollar else r"%%|%", literal, text)
+
+
+def systemd_words(line: str) -> list[str]:
+    """An Exec*= command line as systemd splits it (systemd.syntax(7) "Quoting"): words at
+    whitespace, each bare or wholly in "..." or '...', a backslash escaping the next character
+    (only \\\\, \\" and \\' are expected here); then each word's % and $ expansions."""
+    words, i = [], 0
+    while i < len(line):
+        if line[i].isspace():
+            i += 1
+            continue
+        quote = line[i] if line[i] in "\"'" else None
+        i += quote is not None
+        word = []
+        while i < len(line) and (line[i] != quote if quote else not line[i].isspace()):
+            if line[i] == "\\":
+                if line[i + 1 : i + 2] not in ("\\", '"', "'"):
+                    raise ValueError(f"unexpected escape in {line!r}")
+                i += 1
+            word.append(line[i])
+            i += 1
+        if quote:
+            if i == len(line):
+                raise ValueError(f"unbalanced {quote} in {line!r}")
+            i += 1
+        words.append(systemd_literal("".join(word), dollar=True))
+    return words
+
+
+def unit_values(unit: str, key: str) -> list[str]:
+    return [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(key + "=")]
+
+
+def test_timer_unit_runs_the_checkout_whatever_its_path(hostile_tree, tmp_path, fakes, env):
+    result = run_script(
+        [str(hostile_tree / "health_check.sh"), "--install-timer"], fakes=fakes, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    unit = tmp_path / "systemd" / "runner-health.service"
+    service = unit.read_text()
+    (exec_start,) = unit_values(service, "ExecStart")
+    assert systemd_words(exec_start) == [
+        "/usr/bin/env",
+        "bash",
+        str(hostile_tree / "health_check.sh"),
+    ]
+    conditions = [
+        systemd_literal(v, dollar=False) for v in unit_values(service, "ConditionPathExists")
+    ]
+    assert f"|{hostile_tree}/runner-health.toml" in conditions
+    if shutil.which("systemd-analyze"):  # the real parser, where there is one
+        verify = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", str(unit)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert "runner-health.service" not in verify.stdout + verify.stderr
+
+
+def test_install_timer_refuses_a_path_that_would_add_unit_lines(tmp_path, fakes, env):
+    """A newline in the path would end the ExecStart= line and start one of its own."""
+    tree = tmp_path / "x\nExecStartPre=touch pwned\ny"
+    tree.mkdir()
+    shutil.copy2(SCRIPT, tree / SCRIPT.name)
+    result = run_script([str(tree / "health_check.sh"), "--install-timer"], fakes=fakes, env=env)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert not list((tmp_path / "systemd").iterdir())
 
 
 @pytest.fixture
