@@ -57,6 +57,8 @@ die_usage() {
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SOURCE_DIR=$(dirname "$HERE")
+# shellcheck source=provision/cron.sh
+. "$HERE/cron.sh"
 
 RUNNER_DIR=${RUNNER_DIR:-/opt/actions-runner}
 RUNNER_USER=${RUNNER_USER:-github-runner}
@@ -221,24 +223,27 @@ install_runner_health() {
 	fi
 }
 
-# Write $2 to $1 (mode $3) unless it already holds exactly that; say which.
+# Write $2 to $1, root-owned with mode $3, unless it already is exactly that; say which. The
+# content goes to a new file of mktemp's (0600, created afresh, never through a link) that then
+# replaces $1 in one rename: nobody ever sees it half-written or more open than $3.
 put_file() {
-	if [[ -f $1 ]] && [[ $(cat "$1") == "$2" ]]; then
+	if [[ -f $1 && ! -L $1 && $(stat -c '%a %u %g' "$1") == "$3 0 0" ]] && [[ $(cat "$1") == "$2" ]]; then
 		say "$1 unchanged"
 		return
 	fi
-	(
-		umask 077
-		printf '%s\n' "$2" >"$1.tmp.$$"
-	)
-	chmod "$3" "$1.tmp.$$"
-	mv -f "$1.tmp.$$" "$1"
+	local tmp
+	tmp=$(mktemp "$1.XXXXXX")
+	printf '%s\n' "$2" >"$tmp"
+	chown 0:0 "$tmp"
+	chmod "$3" "$tmp"
+	mv -f "$tmp" "$1"
 	say "wrote $1"
 }
 
 config() {
 	step "runner-health config in $CONFIG_DIR"
 	mkdir -p "$CONFIG_DIR"
+	chown 0:0 "$CONFIG_DIR" # only root may replace the token file in it
 	chmod 755 "$CONFIG_DIR"
 	put_file "$CONFIG_DIR/token" "$GITHUB_TOKEN" 600
 	local labels scope
@@ -276,11 +281,18 @@ EOF
 
 # The hourly cleanup; provision/cloud-init.yaml writes the same file (keep the two alike).
 free_disk_cron() {
-	put_file "$CRON_DIR/runner-health-free-disk" \
-		"# Hourly disk cleanup on the runner VM (runner-health); never touches a running job.
+	local script command line file=$CRON_DIR/runner-health-free-disk
+	script=$(sh_word "$RUNNER_HEALTH_DIR/remediations/free_disk.sh")
+	command="[ -f $script ] && bash $script --runner-dir $(sh_word "$RUNNER_DIR") >>/var/log/runner-health-free-disk.log 2>&1"
+	line="0 * * * * root $(cron_escape "$command")"
+	# Checked before it is written: cron would run exactly this command, and bash parses it.
+	cron_runs "$line" 6 "$command" bash ||
+		die_usage "no cron line runs free_disk.sh as written (a newline or a backslash in RUNNER_HEALTH_DIR or RUNNER_DIR?)"
+	put_file "$file" "# Hourly disk cleanup on the runner VM (runner-health); never touches a running job.
 SHELL=/bin/bash
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-0 * * * * root [ -f $RUNNER_HEALTH_DIR/remediations/free_disk.sh ] && bash $RUNNER_HEALTH_DIR/remediations/free_disk.sh --runner-dir $RUNNER_DIR >>/var/log/runner-health-free-disk.log 2>&1" 644
+$line" 644
+	grep -qxF -- "$line" "$file" || die "$file does not hold the line just written: $line"
 }
 
 schedules() {

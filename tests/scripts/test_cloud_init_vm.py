@@ -196,10 +196,12 @@ def test_schedules_installed(provisioned):
     cron = vm.ssh("cat /etc/cron.d/runner-health-free-disk").stdout
     assert "0 * * * * root" in cron
     assert "/opt/runner-health/remediations/free_disk.sh --runner-dir /opt/actions-runner" in cron
-    # The same file setup.sh writes (the yaml promises the two stay alike).
+    # The same file setup.sh writes (the yaml promises the two stay alike); it sources cron.sh.
     env = "RUNNER_HEALTH_DIR=/opt/runner-health RUNNER_DIR=/opt/actions-runner CRON_DIR=/tmp/cron"
-    setup = (ROOT / "provision" / "setup.sh").read_bytes()
-    vm.ssh(f"mkdir -p /tmp/cron && {env} bash -s -- --free-disk-cron", input=setup)
+    for name in ("setup.sh", "cron.sh"):
+        script = (ROOT / "provision" / name).read_bytes()
+        vm.ssh(f"mkdir -p /tmp/provision && cat > /tmp/provision/{name}", input=script)
+    vm.ssh(f"mkdir -p /tmp/cron && {env} bash /tmp/provision/setup.sh --free-disk-cron")
     assert vm.ssh("cat /tmp/cron/runner-health-free-disk").stdout == cron
     # No runner-health provided: no timer yet, and provisioning says who installs it.
     log = vm.ssh("cat /var/log/cloud-init-output.log").stdout

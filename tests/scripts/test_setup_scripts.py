@@ -11,13 +11,21 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.scripts.conftest import ROOT, run_script, write_fake
-from tests.scripts.test_health_check import FAKE_SYSTEMCTL
+from tests.scripts.conftest import (
+    ROOT,
+    cron_command,
+    cron_jobs,
+    run_like_cron,
+    run_script,
+    write_fake,
+)
+from tests.scripts.test_health_check import FAKE_SYSTEMCTL, HOSTILE
 from tests.testbed.fake_github import FakeGitHub
 
 PROVISION = ROOT / "provision"
@@ -221,6 +229,38 @@ def test_setup_installs_registers_and_is_idempotent(tmp_path, fakes, setup_env, 
     assert snapshot(Path(setup_env["SYSTEMD_DIR"])) == before_systemd
 
 
+@pytest.mark.parametrize("before", ["world-readable", "another owner's", "a symlink"])
+def test_setup_writes_the_token_0600_root(before, tmp_path, fakes, setup_env):
+    """Whatever token file an earlier run or a hand left (same token, wrong mode, owner, or a
+    link elsewhere), setup leaves a regular file 0600 root:root in a root-owned directory, and
+    the config's token_file names it."""
+    config_dir = Path(setup_env["CONFIG_DIR"])
+    token_file, token = config_dir / "token", setup_env["GITHUB_TOKEN"]
+    if before == "a symlink":
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.write_text(token + "\n")
+        elsewhere.chmod(0o600)
+        token_file.symlink_to(elsewhere)
+    else:
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o644 if before == "world-readable" else 0o600)
+    if before == "another owner's":
+        os.chown(token_file, 65534, 65534)
+        os.chown(config_dir, 65534, 65534)
+    (Path(setup_env["RUNNER_HEALTH_DIR"]) / ".venv" / ".installed").touch()
+    result = run_script([str(PROVISION / "setup.sh")], fakes=fakes, env=setup_env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    written = token_file.lstat()
+    assert stat.S_ISREG(written.st_mode)
+    assert (stat.S_IMODE(written.st_mode), written.st_uid, written.st_gid) == (0o600, 0, 0)
+    assert token_file.read_text().strip() == token
+    assert config_dir.stat().st_uid == 0
+    assert sorted(p.name for p in config_dir.iterdir()) == ["config.toml", "token"]
+    from runner_health import config as config_module
+
+    assert config_module.load(config_dir / "config.toml").github.token_file == token_file
+
+
 def test_setup_refuses_a_tarball_with_the_wrong_sha256(fakes, setup_env):
     env = {**setup_env, "RUNNER_SHA256": "0" * 64}
     result = run_script([str(PROVISION / "setup.sh")], fakes=fakes, env=env, timeout=120)
@@ -250,6 +290,43 @@ def test_free_disk_cron_matches_cloud_init(tmp_path, fakes, system):
     assert written == cloud_init_file("/etc/cron.d/runner-health-free-disk")
     again = run_script([str(PROVISION / "setup.sh"), "--free-disk-cron"], fakes=fakes, env=system)
     assert "unchanged" in again.stdout
+
+
+def test_free_disk_cron_runs_whatever_the_paths(tmp_path, fakes, system):
+    """The /etc/cron.d line, read as cron reads it and run as cron runs it (bash: the file sets
+    SHELL), starts free_disk.sh (a stand-in here) on the runner directory, both under a path with
+    a quote, a %, spaces and a $."""
+    health = tmp_path / HOSTILE / "opt runner-health"
+    (health / "remediations").mkdir(parents=True)
+    argv = tmp_path / "free-disk-argv"
+    write_fake(health / "remediations", "free_disk.sh", f'printf "%s\\n" "$@" > "{argv}"')
+    runner_dir = tmp_path / HOSTILE / "actions-runner"
+    env = {**system, "RUNNER_HEALTH_DIR": str(health), "RUNNER_DIR": str(runner_dir)}
+    result = run_script([str(PROVISION / "setup.sh"), "--free-disk-cron"], fakes=fakes, env=env)
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "cron.d" / "runner-health-free-disk").read_text()
+    assert "SHELL=/bin/bash" in table.splitlines()
+    (line,) = cron_jobs(table)
+    assert line.split()[5] == "root"
+    command, stdin = cron_command(line, fields=6)
+    assert stdin is None, f"cron would cut the command at a %: {line}"
+    # The one thing not run as written: the log it appends to is this machine's /var/log.
+    log = "/var/log/runner-health-free-disk.log"
+    assert command.count(log) == 1
+    run = run_like_cron(
+        command.replace(log, str(tmp_path / "free-disk.log")), tmp_path, "/bin/bash"
+    )
+    assert run.returncode == 0, run.stderr
+    assert argv.read_text().splitlines() == ["--runner-dir", str(runner_dir)]
+
+
+@pytest.mark.parametrize("name", ["back\\slash", "new\nline"])
+def test_free_disk_cron_refuses_a_path_no_cron_line_can_carry(name, tmp_path, fakes, system):
+    env = {**system, "RUNNER_DIR": str(tmp_path / name)}
+    result = run_script([str(PROVISION / "setup.sh"), "--free-disk-cron"], fakes=fakes, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cron" in result.stderr
+    assert not list((tmp_path / "cron.d").iterdir())
 
 
 # -- register_local.sh -------------------------------------------------------------------
