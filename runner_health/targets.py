@@ -13,12 +13,16 @@ never in argv), and add a ``multipass://VM`` backend that runs ``multipass exec 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import ctypes
 import functools
 import os
 import shlex
 import signal
 import subprocess
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import testinfra
@@ -26,8 +30,34 @@ import testinfra.backend
 from testinfra.backend import base, local, ssh
 from testinfra.host import Host
 
+from runner_health.lock import RunLock
+
 _stdin: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("stdin", default=None)
 _timeout: contextvars.ContextVar[float] = contextvars.ContextVar("timeout", default=120.0)
+_children: RunLock | None = None  # where each command's process group is recorded while it runs
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def record_children_in(lock: RunLock | None) -> None:
+    """Record every command's process group in the run's lock while it runs: the next run ends
+    what this one leaves behind if it is killed (a command's own children outlive it)."""
+    global _children
+    _children = lock
+
+
+def _dies_with(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn: the command gets SIGKILL when ``parent`` (its caller's thread) dies, even by
+    kill -9. Linux only; its own children are not covered (see record_children_in)."""
+    if _prctl is None:
+        return None
+
+    def arm() -> None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(137)
+
+    return arm
 
 
 class CommandTimeout(RuntimeError):
@@ -35,12 +65,14 @@ class CommandTimeout(RuntimeError):
 
 
 class _TimedStdinMixin(base.BaseBackend):
-    """run_local with a timeout (killing the whole process group) and optional stdin."""
+    """run_local with a timeout (killing the whole process group) and optional stdin; the
+    command dies with us, and its group is recorded while it runs (record_children_in)."""
 
     def run_local(self, command: str, *args: str) -> base.CommandResult:
         command = self.quote(command, *args)
         cmd = self.encode(command)
         timeout = _timeout.get()
+        children = _children
         with subprocess.Popen(
             cmd,
             shell=True,
@@ -48,7 +80,10 @@ class _TimedStdinMixin(base.BaseBackend):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_dies_with(os.getpid()),
         ) as process:
+            if children:
+                children.add_group(process.pid, timeout)
             try:
                 stdout, stderr = process.communicate(input=_stdin.get(), timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -57,6 +92,13 @@ class _TimedStdinMixin(base.BaseBackend):
                 raise CommandTimeout(
                     f"command timed out after {timeout:.0f}s: {command[:200]}"
                 ) from None
+            except BaseException:  # Ctrl-C, pytest.exit: the command's whole group goes with us
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                raise
+            finally:
+                if children:
+                    children.discard_group(process.pid)
         return self.result(process.returncode, cmd, stdout, stderr)
 
 

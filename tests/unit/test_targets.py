@@ -1,12 +1,19 @@
 """Every command has a timeout; data travels on stdin; the multipass backend keeps exit codes."""
 
+import json
 import os
+import re
+import signal
 import stat
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from runner_health.targets import CommandTimeout, run, target
+from runner_health.lock import take
+from runner_health.targets import CommandTimeout, record_children_in, run, target
 
 
 def test_timeout_kills_the_command_and_says_so():
@@ -36,3 +43,100 @@ def test_multipass_backend_runs_through_multipass_exec(tmp_path, monkeypatch):
     assert run(vm, "exit 3").rc == 3
     # Multipass 1.16 loops forever on a remote 4; the backend maps it away and back.
     assert run(vm, "exit 4").rc == 4
+
+
+# -- a killed run: its commands die with it, and the next run ends what is left ---------------
+
+CALLER = """
+import sys
+from pathlib import Path
+from runner_health import lock, targets
+if sys.argv[1]:
+    targets.record_children_in(lock.take(Path(sys.argv[1]), stale_after=60))
+targets.run(targets.target("local://"), sys.argv[2], timeout=3)
+"""
+
+
+def killed_caller(
+    command: str, pidfile: Path, lock: Path | str = "", how: signal.Signals = signal.SIGKILL
+) -> int:
+    """Run ``command`` through targets.run in a process, signal that process (kill -9 unless
+    ``how``) once the command has written ``pidfile``, and return the pid the command wrote."""
+    caller = subprocess.Popen(
+        [sys.executable, "-c", CALLER, str(lock), command], stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline and caller.poll() is None, "the command never started"
+        time.sleep(0.05)
+    caller.send_signal(how)
+    caller.wait(timeout=30)
+    return int(pidfile.read_text())
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie nobody reaps in this container counts as dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(") ")[2][0] != "Z"
+    except OSError:
+        return False
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def test_a_command_dies_with_the_run_that_started_it(tmp_path):
+    pidfile = tmp_path / "pid"
+    pid = killed_caller(f"echo $$ > {pidfile}; exec sleep 300", pidfile)
+    try:
+        assert gone_within(pid, 5), "the command outlived the run (kill -9) that started it"
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_an_interrupted_run_takes_the_commands_whole_group_with_it(tmp_path):
+    pidfile = tmp_path / "pid"
+    pid = killed_caller(f"sleep 300 & echo $! > {pidfile}; wait", pidfile, how=signal.SIGINT)
+    try:
+        assert gone_within(pid, 5), "the command's child outlived the run (Ctrl-C)"
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_command_runs_recorded_in_the_lock(tmp_path):
+    lock = take(tmp_path / "lock", stale_after=60)
+    record_children_in(lock)
+    try:
+        seen = json.loads(run(target("local://"), f"cat {tmp_path}/lock; exit 0").stdout)
+        (group,) = seen["groups"]
+        assert int(group) > 1
+        assert json.loads((tmp_path / "lock").read_text())["groups"] == {}
+    finally:
+        record_children_in(None)
+        lock.close()
+
+
+def test_the_next_run_waits_for_what_a_killed_run_left_then_kills_it(tmp_path):
+    """The command's own children (here `sleep`) outlive a killed run; the next run to take the
+    lock waits for them until the command's timeout (3 s), then kills its process group."""
+    pidfile = tmp_path / "pid"
+    pid = killed_caller(f"sleep 300 & echo $! > {pidfile}; wait", pidfile, tmp_path / "lock")
+    try:
+        assert alive(pid)
+        started = time.monotonic()
+        lock = take(tmp_path / "lock", stale_after=60)
+        lock.close()
+        assert not alive(pid)
+        assert time.monotonic() - started < 10
+        (note,) = lock.notes
+        assert re.search(r"leaving process group \d+ running \(sleep\): waited \d+s", note)
+        assert note.endswith("then killed it")
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
