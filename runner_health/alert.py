@@ -14,6 +14,10 @@ Every issue body and comment written here ends with a hidden marker
 previous run reported, so a run repeats nothing the issue already says. Issues are found by
 label and the runner name in the marker (several runners can share a repository).
 
+Only issues and comments written by the alert's own identity count (``--trusted-author``,
+default ``github-actions[bot]``: the user a workflow's ``GITHUB_TOKEN`` writes as). Anyone who
+can comment can paste a marker; trusted, it would silence the next outage.
+
 The token is ``GITHUB_TOKEN`` (a workflow's own token with ``issues: write`` is enough).
 """
 
@@ -35,6 +39,9 @@ from runner_health.config import ConfigError
 from runner_health.github import GitHub, GitHubError
 
 DEFAULT_LABEL = "runner-health"
+# Who a workflow's GITHUB_TOKEN writes as. GET /user cannot tell (403 for an app's token), and
+# an author_association of MEMBER or OWNER belongs to people who did not write the alert.
+DEFAULT_TRUSTED_AUTHOR = "github-actions[bot]"
 MARKER = re.compile(r"<!-- runner-health-alert runner=(?P<runner>\S+) state=(?P<state>\w+) -->")
 
 # States, from the checks' outcomes in summary.json.
@@ -85,12 +92,22 @@ def assess(summary: dict[str, Any]) -> Finding:
     return Finding(OFFLINE, f"the runner {what}, but no job waits for it", details)
 
 
+class UntrustedAuthor(Exception):
+    """What the alert wrote shows an author other than the one it trusts."""
+
+
 def marker(runner: str, state: str) -> str:
     return f"<!-- runner-health-alert runner={runner} state={state} -->"
 
 
-def last_state(gh: GitHub, issue: dict[str, Any], runner: str) -> str | None:
-    """The state in the newest marker for ``runner``: last comments first, then the body."""
+def written_by(item: dict[str, Any], author: str) -> bool:
+    """Whether ``author`` wrote this issue or comment (GitHub logins ignore case)."""
+    return str((item.get("user") or {}).get("login", "")).casefold() == author.casefold()
+
+
+def last_state(gh: GitHub, issue: dict[str, Any], runner: str, author: str) -> str | None:
+    """The state in the newest marker for ``runner``, in ``author``'s comments (newest first)
+    then the issue's body."""
     bodies = [issue.get("body") or ""]
     count = int(issue.get("comments") or 0)
     if count:
@@ -99,7 +116,9 @@ def last_state(gh: GitHub, issue: dict[str, Any], runner: str) -> str | None:
         for page in (last_page - 1, last_page):
             if page >= 1:
                 bodies += [
-                    c.get("body") or "" for c in gh.get_json(path, {"per_page": 100, "page": page})
+                    c.get("body") or ""
+                    for c in gh.get_json(path, {"per_page": 100, "page": page})
+                    if written_by(c, author)
                 ]
     for body in reversed(bodies):
         for match in reversed(list(MARKER.finditer(body))):
@@ -108,12 +127,13 @@ def last_state(gh: GitHub, issue: dict[str, Any], runner: str) -> str | None:
     return None
 
 
-def find_issue(gh: GitHub, label: str, runner: str) -> dict[str, Any] | None:
-    """The open issue with ``label`` this tool opened for ``runner`` (oldest first)."""
+def find_issue(gh: GitHub, label: str, runner: str, author: str) -> dict[str, Any] | None:
+    """The open issue with ``label`` that ``author`` opened for ``runner`` (oldest first)."""
     ours = [
         issue
         for issue in gh.open_issues(label)
-        if any(m["runner"] == runner for m in MARKER.finditer(issue.get("body") or ""))
+        if written_by(issue, author)
+        and any(m["runner"] == runner for m in MARKER.finditer(issue.get("body") or ""))
     ]
     return min(ours, key=lambda i: i["number"]) if ours else None
 
@@ -147,18 +167,18 @@ This issue is updated by the runner-health workflow and closed when the runner i
 
 
 def decide(
-    gh: GitHub, finding: Finding, summary: dict[str, Any], label: str, runner: str
+    gh: GitHub, finding: Finding, summary: dict[str, Any], label: str, runner: str, author: str
 ) -> list[tuple[str, Any]]:
     """The writes this run should make, as (action, args) pairs."""
     if finding.state == UNKNOWN:
         return []
-    issue = find_issue(gh, label, runner)
+    issue = find_issue(gh, label, runner, author)
     text = describe(finding, summary) + "\n\n" + marker(runner, finding.state)
     if finding.state == DOWN:
         if issue is None:
             title = f"Self-hosted runner {runner} is offline with queued jobs"
             return [("create", (title, f"{text}\n\n{ADVICE}", [label]))]
-        if last_state(gh, issue, runner) == DOWN:
+        if last_state(gh, issue, runner, author) == DOWN:
             return [("nothing", f"#{issue['number']} already reports this outage")]
         return [("comment", (issue["number"], f"New occurrence: {text}"))]
     if issue is None:
@@ -169,20 +189,27 @@ def decide(
             ("close", issue["number"]),
         ]
     # OFFLINE: say once that nothing waits any more, so that jobs queueing again count as new.
-    if last_state(gh, issue, runner) == DOWN:
+    if last_state(gh, issue, runner, author) == DOWN:
         return [("comment", (issue["number"], f"No job waits any more. {text}"))]
     return [("nothing", f"#{issue['number']} already says so")]
 
 
-def apply(gh: GitHub, actions: list[tuple[str, Any]], dry_run: bool) -> None:
+def apply(gh: GitHub, actions: list[tuple[str, Any]], dry_run: bool, author: str) -> None:
     prefix = "would " if dry_run else ""
     for action, args in actions:
         if action == "nothing":
             print(f"nothing to post: {args}")
         elif action == "create":
             title, body, labels = args
-            number = "?" if dry_run else gh.create_issue(title, body, labels)["number"]
-            print(f"{prefix}open issue #{number}: {title}")
+            issue = {"number": "?"} if dry_run else gh.create_issue(title, body, labels)
+            print(f"{prefix}open issue #{issue['number']}: {title}")
+            if not dry_run and not written_by(issue, author):
+                # Later runs would not find this issue and open another each time.
+                login = (issue.get("user") or {}).get("login")
+                raise UntrustedAuthor(
+                    f"#{issue['number']} shows {login} as its author, but only {author}'s "
+                    f"issues and comments are trusted: run with --trusted-author {login}"
+                )
         elif action == "comment":
             number, body = args
             if not dry_run:
@@ -225,6 +252,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--label", default=DEFAULT_LABEL, help=f"issue label (default: {DEFAULT_LABEL})"
     )
     parser.add_argument(
+        "--trusted-author",
+        default=DEFAULT_TRUSTED_AUTHOR,
+        metavar="LOGIN",
+        help="only this user's issues and comments carry the alert's state: the login the token "
+        f"writes as (default: {DEFAULT_TRUSTED_AUTHOR}, a workflow's GITHUB_TOKEN)",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="print what would be posted, post nothing"
     )
     return parser.parse_args(argv)
@@ -253,10 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"runner {runner}: {finding.state}: {finding.reason}")
     gh = GitHub(settings.github, token)
     try:
-        actions = decide(gh, finding, summary, args.label, runner)
-        apply(gh, actions, args.dry_run)
+        actions = decide(gh, finding, summary, args.label, runner, args.trusted_author)
+        apply(gh, actions, args.dry_run, args.trusted_author)
     except GitHubError as exc:
         print(redact.scrub(f"GitHub: {exc}"), file=sys.stderr)
+        return 1
+    except UntrustedAuthor as exc:
+        print(exc, file=sys.stderr)
         return 1
     if not actions:
         print("nothing to post")

@@ -132,6 +132,28 @@ def test_issue_lifecycle_shapes(github: FakeGitHub) -> None:
     models.ValidationError.model_validate(invalid.json())
 
 
+def test_authors_validate_as_github_records_them(github: FakeGitHub) -> None:
+    """What a token writes shows who it is: github-actions[bot] (a Bot) for a workflow's
+    GITHUB_TOKEN, another user with their author_association for theirs."""
+
+    def as_(token: str) -> dict:
+        return {"headers": {"Authorization": f"Bearer {token}"}}
+
+    body = {"title": "runner offline", "body": "details"}
+    created = api(github, "POST", f"{REPO}/issues", json=body, **as_(github.actions_token))
+    issue = models.Issue.model_validate(created.json())
+    assert (issue.user.login, issue.user.type) == ("github-actions[bot]", "Bot")
+    someone = github.add_user("someone", association="MEMBER")
+    path = f"{REPO}/issues/{issue.number}/comments"
+    comment = api(github, "POST", path, json={"body": "me too"}, **as_(someone))
+    parsed = models.IssueComment.model_validate(comment.json())
+    assert (parsed.user.login, parsed.user.type, parsed.author_association) == (
+        "someone",
+        "User",
+        "MEMBER",
+    )
+
+
 @pytest.mark.parametrize("kind", ["5xx", "rate_limit"])
 def test_error_bodies_validate(github: FakeGitHub, kind: str) -> None:
     bad = requests.get(github.url + f"{REPO}/actions/runners", timeout=10)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from runner_health import alert
 from runner_health.plugin import CheckRecord
@@ -94,22 +95,29 @@ def back(tmp_path: Path) -> Path:
 
 
 def run_alert(fake: FakeGitHub, config: Path, *args: str | Path, token: str | None = None):
+    """The alert as the workflow runs it: with the workflow's GITHUB_TOKEN (github-actions[bot])."""
     return run_script(
         [sys.executable, "-m", "runner_health.alert", "--config", str(config), *map(str, args)],
-        env={"GITHUB_TOKEN": token or fake.admin_token},
+        env={"GITHUB_TOKEN": token or fake.actions_token},
+    )
+
+
+def api(fake: FakeGitHub, method: str, path: str, token: str, **kwargs) -> requests.Response:
+    """A call to the fake's repository API as the holder of ``token``."""
+    return requests.request(
+        method,
+        f"{fake.url}/repos/{fake.owner}/{fake.repo}{path}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+        **kwargs,
     )
 
 
 def comments(fake: FakeGitHub, number: int) -> list[str]:
     """Comment bodies, read through the API as a user would."""
-    import requests
-
-    response = requests.get(
-        f"{fake.url}/repos/{fake.owner}/{fake.repo}/issues/{number}/comments",
-        headers={"Authorization": f"Bearer {fake.admin_token}"},
-        timeout=5,
-    )
-    return [c["body"] for c in response.json()]
+    return [
+        c["body"] for c in api(fake, "GET", f"/issues/{number}/comments", fake.admin_token).json()
+    ]
 
 
 def test_open_once_then_no_duplicate(fake, config, tmp_path):
@@ -167,6 +175,55 @@ def test_close_when_back_and_reopen_as_a_new_issue(fake, config, tmp_path):
         "closed",
         "open",
     ]
+
+
+def test_a_marker_in_someone_elses_comment_silences_nothing(fake, config, tmp_path):
+    """A collaborator's comment carrying the alert's own marker (state=down) after the queue
+    drained: the next outage is still a new occurrence. Only github-actions[bot]'s words count;
+    a MEMBER's author_association makes no difference."""
+    assert run_alert(fake, config, "--summary", down(tmp_path)).returncode == 0
+    assert run_alert(fake, config, "--summary", offline_idle(tmp_path)).returncode == 0
+    someone = fake.add_user("someone", association="MEMBER")
+    forged = api(
+        fake, "POST", "/issues/1/comments", someone, json={"body": alert.marker(RUNNER, "down")}
+    )
+    assert forged.json()["user"] == {**forged.json()["user"], "login": "someone", "type": "User"}
+    again = run_alert(fake, config, "--summary", down(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert "comment on #1: New occurrence" in again.stdout
+    assert comments(fake, 1)[-1].startswith("New occurrence")
+
+
+def test_an_issue_someone_else_opened_is_not_the_alerts(fake, config, tmp_path):
+    someone = fake.add_user("someone", association="COLLABORATOR")
+    body = f"not an outage\n\n{alert.marker(RUNNER, 'down')}"
+    created = api(
+        fake,
+        "POST",
+        "/issues",
+        someone,
+        json={"title": "x", "body": body, "labels": ["runner-health"]},
+    )
+    assert created.status_code == 201
+    result = run_alert(fake, config, "--summary", down(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "open issue #2" in result.stdout
+    (ours,) = [i for i in fake.issues() if i["number"] == 2]
+    assert ours["user"]["login"] == "github-actions[bot]" and ours["user"]["type"] == "Bot"
+
+
+def test_the_trusted_author_is_who_the_token_writes_as(fake, config, tmp_path):
+    """With another token (a PAT of runner-health-bot) the alert's own issue would never be
+    found again, and every run would open another: the first one says so and fails."""
+    mismatch = run_alert(fake, config, "--summary", down(tmp_path), token=fake.admin_token)
+    assert mismatch.returncode == 1
+    assert "--trusted-author runner-health-bot" in mismatch.stderr
+    # Told so, it finds the issue it opened.
+    args = ("--summary", down(tmp_path), "--trusted-author", "runner-health-bot")
+    fixed = run_alert(fake, config, *args, token=fake.admin_token)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "#1 already reports this outage" in fixed.stdout
+    assert len(fake.issues()) == 1
 
 
 def test_dry_run_posts_nothing(fake, config, tmp_path):

@@ -145,10 +145,21 @@ class _Job:
     assigned_at: float | None = None
 
 
+@dataclass(frozen=True)
+class _Account:
+    """Who a token acts as: the ``user`` GitHub records on what it writes."""
+
+    login: str
+    id: int
+    type: str  # "User", or "Bot" for an app's user such as github-actions[bot]
+    association: str  # its author_association with the repository
+
+
 @dataclass
 class _Issue:
     number: int
     id: int
+    author: _Account
     title: str
     body: str | None
     labels: list[str]
@@ -190,6 +201,13 @@ class FakeGitHub:
         self.timeout_hold = timeout_hold
         self.lost_runner_timeout = lost_runner_timeout
         self.admin_token = "fake-admin-" + secrets.token_hex(16)
+        # A workflow's GITHUB_TOKEN: what it writes shows the GitHub Actions app's user as author.
+        self.actions_token = "fake-actions-" + secrets.token_hex(16)
+        self._accounts = {
+            self.admin_token: _Account("runner-health-bot", 4242, "User", "OWNER"),
+            self.actions_token: _Account("github-actions[bot]", 41898282, "Bot", "NONE"),
+        }
+        self._caller = self._accounts[self.admin_token]  # the request being served (lock held)
         self.issues_enabled = True
         self.deprecated_runner_version: str | None = None
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status), in order
@@ -304,6 +322,16 @@ class FakeGitHub:
     def rate_limit_remaining(self) -> int:
         with self._lock:
             return max(0, self._rl_limit - self._rl_used)
+
+    def add_user(self, login: str, association: str = "NONE") -> str:
+        """A token of another user (someone commenting on issues, say): what it writes shows
+        ``login`` as author, with ``association`` (e.g. "MEMBER") as its author_association."""
+        token = "fake-user-" + secrets.token_hex(16)
+        with self._lock:
+            self._accounts[token] = _Account(
+                login, 100_000 + len(self._accounts), "User", association
+            )
+        return token
 
     def create_registration_token(self, kind: str = "registration") -> str:
         """A registration (or remove) token, as ``POST .../registration-token`` makes."""
@@ -503,10 +531,6 @@ class FakeGitHub:
             "site_admin": False,
         }
 
-    def _bot(self) -> Json:
-        """Whoever ``admin_token`` belongs to."""
-        return self._user("runner-health-bot", 4242)
-
     def _repo_json(self) -> Json:
         api = f"{self.url}/repos/{self.owner}/{self.repo}"
         names = [
@@ -678,7 +702,7 @@ class FakeGitHub:
             "state_reason": issue.state_reason,
             "title": issue.title,
             "body": issue.body,
-            "user": self._bot(),
+            "user": self._user(issue.author.login, issue.author.id, issue.author.type),
             "labels": [self._label_json(n) for n in issue.labels],
             "assignee": None,
             "assignees": [],
@@ -689,7 +713,7 @@ class FakeGitHub:
             "closed_at": None if issue.closed_at is None else _iso(issue.closed_at),
             "created_at": _iso(issue.created_at),
             "updated_at": _iso(issue.updated_at),
-            "author_association": "OWNER",
+            "author_association": issue.author.association,
         }
 
     # -- REST handlers -------------------------------------------------------------------
@@ -850,6 +874,7 @@ class FakeGitHub:
         issue = _Issue(
             number=number,
             id=next(self._ids),
+            author=self._caller,
             title=str(body["title"]),
             body=body.get("body"),
             labels=labels,
@@ -904,11 +929,11 @@ class FakeGitHub:
             "url": f"{api}/issues/comments/{cid}",
             "html_url": f"{self.url}/{self.owner}/{self.repo}/issues/{issue.number}#issuecomment-{cid}",
             "body": str(body["body"]),
-            "user": self._bot(),
+            "user": self._user(self._caller.login, self._caller.id, self._caller.type),
             "created_at": now,
             "updated_at": now,
             "issue_url": f"{api}/issues/{issue.number}",
-            "author_association": "OWNER",
+            "author_association": self._caller.association,
         }
         issue.comments.append(comment)
         issue.updated_at = time.time()
@@ -1338,7 +1363,8 @@ class _Handler(BaseHTTPRequestHandler):
         gh = self.github
         auth = self.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() not in ("bearer", "token") or token.strip() != gh.admin_token:
+        account = gh._accounts.get(token.strip())
+        if scheme.lower() not in ("bearer", "token") or account is None:
             with gh._lock:
                 headers = self._rate_headers()
             self._send(
@@ -1364,6 +1390,7 @@ class _Handler(BaseHTTPRequestHandler):
                     headers,
                 )
                 return 403
+            gh._caller = account
             try:
                 status, payload, extra = self._route_rest(method, path, query, body)
             except _Reply as reply:
