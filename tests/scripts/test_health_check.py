@@ -158,14 +158,17 @@ def test_uninstall_removes_both_and_twice_is_harmless(tmp_path, fakes, env):
     assert "no runner-health timer" in again.stdout
 
 
-@pytest.fixture
-def hostile_tree(tmp_path: Path) -> Path:
-    """health_check.sh and provision/ copied into a checkout under the HOSTILE folder name."""
-    tree = tmp_path / HOSTILE / "runner-health"
+def copy_checkout(tree: Path) -> Path:
+    """health_check.sh and provision/ (what --install-cron needs) copied to ``tree``."""
     tree.mkdir(parents=True)
     shutil.copy2(SCRIPT, tree / SCRIPT.name)
     shutil.copytree(ROOT / "provision", tree / "provision")
     return tree
+
+
+@pytest.fixture
+def hostile_tree(tmp_path: Path) -> Path:
+    return copy_checkout(tmp_path / HOSTILE / "runner-health")
 
 
 def test_cron_line_runs_the_checkout_whatever_its_path(hostile_tree, tmp_path, fakes, env):
@@ -194,10 +197,7 @@ def test_cron_line_runs_the_checkout_whatever_its_path(hostile_tree, tmp_path, f
 @pytest.mark.parametrize("name", ["back\\slash", "new\nline"])
 def test_install_cron_refuses_a_path_no_cron_line_can_carry(name, tmp_path, fakes, env):
     """A newline ends a crontab line; a backslash means different things to different crons."""
-    tree = tmp_path / name
-    tree.mkdir()
-    shutil.copy2(SCRIPT, tree / SCRIPT.name)
-    shutil.copytree(ROOT / "provision", tree / "provision")
+    tree = copy_checkout(tmp_path / name)
     result = run_script([str(tree / "health_check.sh"), "--install-cron"], fakes=fakes, env=env)
     assert result.returncode == 4, result.stdout + result.stderr
     assert "cron" in result.stderr
@@ -288,9 +288,7 @@ def test_timer_unit_runs_the_checkout_whatever_its_path(hostile_tree, tmp_path, 
 
 def test_install_timer_refuses_a_path_that_would_add_unit_lines(tmp_path, fakes, env):
     """A newline in the path would end the ExecStart= line and start one of its own."""
-    tree = tmp_path / "x\nExecStartPre=touch pwned\ny"
-    tree.mkdir()
-    shutil.copy2(SCRIPT, tree / SCRIPT.name)
+    tree = copy_checkout(tmp_path / "x\nExecStartPre=touch pwned\ny")
     result = run_script([str(tree / "health_check.sh"), "--install-timer"], fakes=fakes, env=env)
     assert result.returncode == 4, result.stdout + result.stderr
     assert not list((tmp_path / "systemd").iterdir())
