@@ -4,7 +4,7 @@
 >>> install.unit()
 'actions.runner.acme-kernel-ci.assay-bpf-runner.service'
 >>> diagnose(install.recent_log())
-[Finding(cause='clock', line='... Current server time is ...')]
+[Finding(cause='clock', line="The local machine's clock may be out of sync with ...")]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,26 +41,57 @@ class UnsafeUnit(RemediationRefused):
     """
 
 
-# Lines the real runner writes to _diag/Runner_*.log or the journal, by cause
-# (actions/runner: MessageListener.cs, Runner.cs, JobDispatcher.cs; see docs/README).
+# What the runner itself writes, by cause. Each pattern matches from the start of one line in
+# one of two forms (see _runner_lines):
+#   "printed: <text>"  a line the listener printed: a journal line of the unit as a whole, or
+#                      the text of a _diag "[<time> ERR  Terminal] WRITE ERROR: <text>" echo
+#   "traced: <text>"   the message of any other _diag ERR line (an exception: "<Type>: <message>")
+# A job's name only ever follows "<time>: Running job: " or "<time>: Job " (JobDispatcher.cs),
+# so it can't start a match (a name holding a line feed could: no line-based log tells that
+# apart). Sources: actions/runner MessageListener.cs, BrokerMessageListener.cs, Program.cs,
+# ConfigurationManager.cs, Terminal.cs, HostTraceListener.cs (read, not copied).
+_UTC = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ"
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_OAUTH = r"(?:GitHub\.Services\.OAuth\.)?VssOAuthTokenRequestException: "
 CAUSES: dict[str, tuple[str, ...]] = {
     "registration_gone": (
-        "The runner registration has been deleted from the server",
-        "The runner no longer exists on the server",
-        "was not found.",
+        r"printed: Failed to create a session\. The runner registration has been deleted from the server",
+        r"printed: The runner no longer exists on the server\.",
+        rf"traced: {_OAUTH}Registration {_GUID} was not found\.$",
     ),
     "clock": (
-        "clock may be out of sync with the server time",
-        "Current server time is",
-        "The bearer token expired on",
-        "is not valid until",
-        "Stopped retrying OAuth token request exception",
+        r"printed: The local machine's clock may be out of sync with the server time",
+        r"printed: Stopped retrying OAuth token request exception after",
+        rf"printed: {_UTC}: Runner connect error: .*Current server time is",
+        rf"traced: {_OAUTH}.*(?:Current server time is|The bearer token expired on|is not valid until)",
     ),
-    "deprecated": ("is deprecated and cannot receive messages",),
-    "session_conflict": ("A session for this runner already exists",),
-    "disk_full": ("No space left on device", "You are running out of disk space"),
-    "token_expired": ("Http response code: NotFound from 'POST",),
+    "deprecated": (
+        r"printed: An error occurred: (?:Error: )?(?:Forbidden )?Runner version v[0-9][0-9.]* "
+        r"is deprecated and cannot receive messages\.",
+    ),
+    "session_conflict": (r"printed: A session for this runner already exists\.$",),
+    # The listener's own failing write (a job's ENOSPC stays in the job's log and Worker_*.log)
+    "disk_full": (
+        r"printed: An error occurred: No space left on device",
+        r"traced: System\.IO\.IOException: No space left on device",
+    ),
+    # config.sh time only (its own _diag/Runner_*.log)
+    "token_expired": (r"printed: Http response code: NotFound from 'POST ",),
 }
+_PATTERNS = {cause: re.compile("|".join(f"(?:{p})" for p in ps)) for cause, ps in CAUSES.items()}
+
+# "[2026-11-28 10:00:02Z ERR  MessageListener] message": HostTraceListener.WriteHeader
+_DIAG_LINE = re.compile(
+    rf"\[{_UTC} (?P<level>INFO|WARN|ERR |VERB|CRIT) (?P<component>\w+)\] (?P<message>.*)"
+)
+
+
+@dataclass(frozen=True)
+class RunnerLog:
+    """The runner's recent log, kept by source: only the source tells its lines apart."""
+
+    diag: str = ""  # tail of the newest _diag/Runner_*.log
+    journal: str = ""  # the unit's last invocation (journalctl -o cat: what the listener printed)
 
 
 @dataclass(frozen=True)
@@ -68,12 +100,31 @@ class Finding:
     line: str
 
 
-def diagnose(log: str) -> list[Finding]:
-    """Known causes in a runner log, newest last, each cause once (its latest line)."""
+def _runner_lines(log: RunnerLog) -> Iterator[tuple[str, str]]:
+    """(form, line) for each line the runner wrote, oldest first, in the forms CAUSES match.
+
+    Lines are split on "\\n" only, as both files are: str.splitlines would also cut at
+    separators (U+2028, \\r, ...) a job name may carry. A _diag line without the header is
+    the continuation of a multi-line message (a stack trace, a job name) and never counts.
+    """
+    for line in log.diag.split("\n"):
+        match = _DIAG_LINE.fullmatch(line)
+        if match is None or match["level"] != "ERR ":
+            continue
+        if match["component"] != "Terminal":
+            yield "traced: " + match["message"], line
+        elif match["message"].startswith("WRITE ERROR: "):
+            yield "printed: " + match["message"].removeprefix("WRITE ERROR: "), line
+    for line in log.journal.split("\n"):
+        yield "printed: " + line, line
+
+
+def diagnose(log: RunnerLog) -> list[Finding]:
+    """Known causes in the runner's log, newest last, each cause once (its latest line)."""
     latest: dict[str, tuple[int, str]] = {}
-    for number, line in enumerate(log.splitlines()):
-        for cause, needles in CAUSES.items():
-            if any(needle in line for needle in needles):
+    for number, (form, line) in enumerate(_runner_lines(log)):
+        for cause, pattern in _PATTERNS.items():
+            if pattern.match(form):
                 latest[cause] = (number, line.strip())
     return [Finding(cause, line) for cause, (_, line) in sorted(latest.items(), key=lambda x: x[1])]
 
@@ -153,20 +204,21 @@ class RunnerInstall:
         """A Runner.Worker process means a job is running right now."""
         return run(self.host, "pgrep -x Runner.Worker", timeout=30).rc == 0
 
-    def recent_log(self, lines: int = 300) -> str:
-        """The newest _diag/Runner_*.log tail, then the journal of the unit's last run (if safe)."""
+    def recent_log(self, lines: int = 300) -> RunnerLog:
+        """The newest _diag/Runner_*.log tail, and the journal of the unit's last run (if safe)."""
         diag = shlex.quote(f"{self.directory}/_diag")
-        command = (
-            f"f=$(ls -1t {diag}/Runner_*.log 2>/dev/null | head -n 1); "
-            f'[ -n "$f" ] && tail -n {lines} "$f"; '
-        )
+        newest = f'f=$(ls -1t {diag}/Runner_*.log 2>/dev/null | head -n 1); [ -z "$f" ] || tail -n {lines} "$f"'
+        text = _text(run(self.host, as_root(self.host, newest), timeout=30))
         try:
             unit = self.unit()
         except UnsafeUnit:
             unit = None  # not the runner's unit: its journal is not the runner's log
-        if unit:
-            command += (
-                f"i=$(systemctl show -p InvocationID --value {shlex.quote(unit)}); "
-                f'[ -n "$i" ] && journalctl _SYSTEMD_INVOCATION_ID="$i" -n {lines} --no-pager -o cat'
-            )
-        return run(self.host, as_root(self.host, command), timeout=30).stdout
+        if unit is None:
+            return RunnerLog(diag=text)
+        journal = (
+            f"i=$(systemctl show -p InvocationID --value {shlex.quote(unit)}); "
+            f'[ -z "$i" ] || journalctl _SYSTEMD_INVOCATION_ID="$i" -n {lines} --no-pager -o cat'
+        )
+        return RunnerLog(
+            diag=text, journal=_text(run(self.host, as_root(self.host, journal), timeout=30))
+        )

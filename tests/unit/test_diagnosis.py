@@ -1,28 +1,169 @@
-"""Runner log lines map to causes; the latest cause is last."""
+"""Runner log lines map to causes, only when the runner wrote them; the latest cause is last.
 
-from runner_health.runner import diagnose
-
-LOG = """\
-[2026-11-28 10:00:01Z INFO Runner] Starting
-[2026-11-28 10:00:02Z ERR  MessageListener] The local machine's clock may be out of sync with the server time by more than five minutes.
-[2026-11-28 10:05:02Z ERR  MessageListener] Failed to create a session. The runner registration has been deleted from the server, please re-configure.
+Real lines in their real place: the journal holds what the listener printed, as it printed it
+(RunnerService.js copies its stdout/stderr); _diag/Runner_*.log holds "[time LEVEL Component]"
+lines, a printed error as "[... ERR  Terminal] WRITE ERROR: <text>" (Terminal.cs,
+HostTraceListener.cs). A job's name reaches both only inside "Running job: <name>" and
+"Job <name> completed with result: <result>" (JobDispatcher.cs).
 """
+
+import pytest
+
+from runner_health.runner import CAUSES, RunnerLog, diagnose
+
+T = "2026-11-28 10:05:02Z"
+
+# What the listener prints (to the journal, and echoed to _diag as WRITE ERROR), by cause.
+PRINTED = [
+    (
+        "registration_gone",
+        "Failed to create a session. The runner registration has been deleted from the server, "
+        "please re-configure. Runner registrations are automatically deleted for runners that "
+        "have not connected to the service recently.",
+    ),
+    (
+        "registration_gone",
+        "The runner no longer exists on the server. Please reconfigure the runner.",
+    ),
+    (
+        "clock",
+        "The local machine's clock may be out of sync with the server time by more than five "
+        "minutes. Please sync your clock with your domain or internet time and try again.",
+    ),
+    ("clock", "Stopped retrying OAuth token request exception after 1800 seconds."),
+    (
+        "clock",
+        f"{T}: Runner connect error: The bearer token expired on 11/28/2026 07:05:02. Current "
+        "server time is 11/28/2026 10:05:02.. Retrying until reconnected.",
+    ),
+    (
+        "deprecated",
+        "An error occurred: Runner version v2.296.2 is deprecated and cannot receive messages.",
+    ),
+    ("session_conflict", "A session for this runner already exists."),
+    ("disk_full", "An error occurred: No space left on device : '/opt/actions-runner/.runner'"),
+    (
+        "token_expired",
+        "Http response code: NotFound from 'POST https://api.github.com/actions/runner-registration' "
+        "(Request Id: D4D9:3FFD74:646B4F8:1A91A34E:697840D8)",
+    ),
+]
+
+# Exceptions the runner traces into _diag only ("[... ERR  <Component>] <Type>: <message>").
+TRACED = [
+    (
+        "registration_gone",
+        "BrokerServer",  # actions-runner-controller#4307
+        "GitHub.Services.OAuth.VssOAuthTokenRequestException: Registration "
+        "5a6d0ab5-3af5-42a2-9700-26c7857ff066 was not found.",
+    ),
+    (
+        "clock",
+        "MessageListener",
+        "GitHub.Services.OAuth.VssOAuthTokenRequestException: The bearer token is not valid "
+        "until 11/28/2026 13:05:02. Current server time is 11/28/2026 10:05:02.",
+    ),
+    (
+        "disk_full",
+        "Runner",
+        "System.IO.IOException: No space left on device : '/opt/actions-runner/.runner'",
+    ),
+]
+
+EVERY_TEXT = [text for _, text in PRINTED] + [text for _, _, text in TRACED]
+
+
+def diag_line(text: str, level: str = "ERR ", component: str = "Terminal") -> str:
+    return f"[{T} {level} {component}] {text}"
+
+
+@pytest.mark.parametrize(("cause", "text"), PRINTED)
+def test_printed_lines_count_in_the_journal_and_in_diag(cause, text):
+    assert [f.cause for f in diagnose(RunnerLog(journal=text + "\n"))] == [cause]
+    assert [f.cause for f in diagnose(RunnerLog(diag=diag_line(f"WRITE ERROR: {text}")))] == [cause]
+
+
+@pytest.mark.parametrize(("cause", "component", "text"), TRACED)
+def test_traced_exceptions_count_in_diag(cause, component, text):
+    assert [f.cause for f in diagnose(RunnerLog(diag=diag_line(text, component=component)))] == [
+        cause
+    ]
+
+
+def test_every_cause_has_a_real_line_here():
+    assert {cause for cause, _ in PRINTED} | {cause for cause, _, _ in TRACED} == set(CAUSES)
+
+
+@pytest.mark.parametrize("name", [*EVERY_TEXT, diag_line(f"WRITE ERROR: {EVERY_TEXT[0]}")])
+def test_a_job_named_like_a_failure_line_is_no_finding(name):
+    journal = f"{T}: Running job: {name}\n{T}: Job {name} completed with result: Succeeded\n"
+    diag = "\n".join(
+        diag_line(f"WRITE LINE: {line}", level="INFO") for line in journal.splitlines()
+    )
+    assert diagnose(RunnerLog(diag=diag, journal=journal)) == []
+
+
+@pytest.mark.parametrize("separator", ["\r", "\u2028", "\x0b", "\x1c", "\x85"])
+def test_a_line_separator_in_a_job_name_does_not_start_a_line(separator):
+    """journald and the _diag file end lines at "\\n" only; str.splitlines would cut more."""
+    name = f"build{separator}A session for this runner already exists."
+    journal = f"{T}: Running job: {name}\n"
+    diag = diag_line(f"WRITE LINE: {T}: Running job: {name}", level="INFO")
+    assert diagnose(RunnerLog(diag=diag, journal=journal)) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # the bare "was not found." needle matched all of these
+        diag_line(
+            "System.IO.FileNotFoundException: The file /tmp/x was not found.", "ERR ", "Runner"
+        ),
+        diag_line(  # a GitHub incident's transient answer, not a deleted registration (runner#3470)
+            "GitHub.Services.OAuth.VssOAuthTokenRequestException: Registration was not found or is "
+            "not medium trust. ClientType: 1",
+            component="MessageListener",
+        ),
+        diag_line("WRITE LINE: The file was not found.", "INFO"),
+        diag_line(  # an INFO trace is not an error the runner hit
+            "GitHub.Services.OAuth.VssOAuthTokenRequestException: Registration "
+            "5a6d0ab5-3af5-42a2-9700-26c7857ff066 was not found.",
+            "INFO",
+            "MessageListener",
+        ),
+    ],
+)
+def test_only_the_real_registration_gone_line_counts(line):
+    assert diagnose(RunnerLog(diag=line)) == []
+
+
+def test_diag_lines_without_the_header_are_continuations_and_never_count():
+    diag = (
+        diag_line("GitHub.Services.OAuth.VssOAuthTokenRequestException: boom", component="Runner")
+        + "\n   at GitHub.Runner.Listener.MessageListener.CreateSessionAsync()\n"
+        + "A session for this runner already exists.\n"
+        + "WRITE ERROR: A session for this runner already exists.\n"
+    )
+    assert diagnose(RunnerLog(diag=diag)) == []
 
 
 def test_causes_in_order_of_their_latest_line():
-    assert [f.cause for f in diagnose(LOG)] == ["clock", "registration_gone"]
-
-
-def test_deprecated_and_disk_lines():
-    causes = {
-        f.cause
-        for f in diagnose(
-            "Runner version v2.300.0 is deprecated and cannot receive messages.\n"
-            "You are running out of disk space. The runner will stop working when the machine runs out of disk space. Free space left: 12 MB\n"
-        )
-    }
-    assert causes == {"deprecated", "disk_full"}
+    gone, clock = PRINTED[0][1], PRINTED[2][1]
+    diag = "\n".join(
+        [
+            diag_line(f"WRITE ERROR: {gone}"),
+            diag_line(f"WRITE ERROR: {clock}"),
+            diag_line(f"WRITE LINE: {T}: Running job: {gone}", level="INFO"),
+        ]
+    )
+    findings = diagnose(RunnerLog(diag=diag, journal=f"{clock}\n"))
+    assert [f.cause for f in findings] == ["registration_gone", "clock"]
+    assert findings[-1].line == clock
 
 
 def test_quiet_log_has_no_findings():
-    assert diagnose("[INFO] Listening for Jobs\n") == []
+    log = RunnerLog(
+        diag=diag_line(f"WRITE LINE: {T}: Listening for Jobs", level="INFO"),
+        journal=f"Current runner version: '2.334.0'\n{T}: Listening for Jobs\n",
+    )
+    assert diagnose(log) == []

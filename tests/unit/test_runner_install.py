@@ -163,3 +163,11 @@ def test_the_registration_fix_refuses_before_touching_the_service(dirs, fake_pat
         reconfigure(github, runner, settings, steps)
     assert fake_path.read_text() == "pgrep -x Runner.Worker\n"
     assert steps.lines == []
+
+
+def test_the_runner_log_skips_the_journal_of_a_unit_that_is_not_the_runners(dirs, fake_path):
+    (dirs[0] / "_diag").mkdir()
+    (dirs[0] / "_diag" / "Runner_20261128-100000-utc.log").write_text("[diag]\n")
+    log = install(dirs, "ssh.service\n").recent_log()
+    assert (log.diag, log.journal) == ("[diag]\n", "")
+    assert "systemctl" not in fake_path.read_text()
