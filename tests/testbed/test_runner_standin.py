@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from runner_health.runner import RunnerLog, diagnose
 from tests.testbed.fake_github import FakeGitHub
 
 RUNNER_SRC = Path(__file__).parent / "runner"
@@ -74,6 +76,11 @@ def start_listener(runner_dir: Path, **env: str) -> subprocess.Popen[str]:
 
 def diag(runner_dir: Path) -> str:
     return "".join(p.read_text() for p in sorted((runner_dir / "_diag").glob("Runner_*.log")))
+
+
+def causes(runner_dir: Path, printed: str) -> list[str]:
+    """What runner-health's diagnosis reads in the _diag logs and the printed (journal) lines."""
+    return [f.cause for f in diagnose(RunnerLog(diag=diag(runner_dir), journal=printed))]
 
 
 @pytest.fixture
@@ -294,7 +301,12 @@ def test_deleted_registration_exits_1_with_the_real_line(
     out, _ = again.communicate(timeout=15)
     assert again.returncode == 1, out
     assert DELETED in out
-    assert "Registration " in diag(runner_dir) and " was not found." in diag(runner_dir)
+    # Trace.Error(ex) names the exception first, as the real one does (actions-runner-controller#4307)
+    exception = r"ERR  MessageListener\] GitHub\.Services\.OAuth\.VssOAuthTokenRequestException: "
+    assert re.search(
+        rf"{exception}Registration [0-9a-f-]{{36}} was not found\.$", diag(runner_dir), re.M
+    )
+    assert causes(runner_dir, out) == ["registration_gone"]
 
 
 def test_run_sh_stops_for_good_after_deletion(
@@ -331,6 +343,7 @@ def test_clock_skew_logs_the_real_lines_then_gives_up(
     assert "Current server time is" in out
     assert "Stopped retrying OAuth token request exception after 1 seconds." in out
     assert github.runner("vm1")["status"] == "offline"
+    assert causes(runner_dir, out) == ["clock"]
     # _diag names and stamps use the machine's (skewed) clock, as the real runner's do
     newest = sorted((runner_dir / "_diag").glob("Runner_*.log"))[-1].name
     assert newest > f"Runner_{time.strftime('%Y%m%d-%H%M%S', time.gmtime(time.time() + 3600))}"
@@ -350,6 +363,7 @@ def test_second_listener_gets_session_conflict(
     out = run_to_exit(second, listeners)
     assert second.returncode == 5, out
     assert "A session for this runner already exists." in out
+    assert causes(runner_dir, out) == ["session_conflict"]
 
 
 def test_deprecated_version_exits_terminated(
@@ -361,6 +375,7 @@ def test_deprecated_version_exits_terminated(
     out = run_to_exit(proc, listeners)
     assert proc.returncode == 1
     assert "is deprecated and cannot receive messages." in out
+    assert causes(runner_dir, out) == ["deprecated"]
 
 
 def test_outage_then_reconnect(
@@ -396,7 +411,8 @@ def test_enospc_fails_the_job(
     job = github.queue_job(["bpf"], duration=0)  # queued before any runner is online
     # /dev/full answers every write with ENOSPC, as a full _work disk does
     (workspace / f"job-{job['id']}.bin").symlink_to("/dev/full")
-    listeners.append(start_listener(runner_dir))
+    proc = start_listener(runner_dir)
+    listeners.append(proc)
     done = github.wait_for(
         lambda: (j := github.job(job["id"]))["status"] == "completed" and j, timeout=10
     )
@@ -404,3 +420,8 @@ def test_enospc_fails_the_job(
     assert done["runner_name"] == "vm1"
     worker_log = "".join(p.read_text() for p in (runner_dir / "_diag").glob("Worker_*.log"))
     assert "No space left on device" in worker_log
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=10)
+    # The listener keeps its Worker's output to itself (JobDispatcher.cs): not in the journal
+    assert "No space left on device" not in out
+    assert causes(runner_dir, out) == []
