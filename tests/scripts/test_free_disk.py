@@ -6,7 +6,11 @@ are never touched. The script runs as the suite sends it: ``bash -s -- ARGS < fr
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -58,7 +62,65 @@ def runner_dir(tmp_path: Path) -> Path:
     (update / "bin.tar.gz").write_text("old update")
     os.utime(update / "bin.tar.gz", (now - 7200,) * 2)
     (root / "config.sh").write_text("#!/bin/sh\n")
+    (root / "bin").mkdir()
+    (root / "bin" / "Runner.Listener").write_text("#!/bin/sh\n")
+    (root / "externals" / "node20" / "bin").mkdir(parents=True)
+    age(work)  # the last job ended two hours ago
     return root
+
+
+def age(path: Path, seconds: float = 7200) -> None:
+    """Set the mtime of ``path`` and of everything in it ``seconds`` back (links themselves)."""
+    then = time.time() - seconds
+    for item in [*path.rglob("*"), path]:
+        os.utime(item, (then, then), follow_symlinks=False)
+
+
+@pytest.fixture
+def victims(tmp_path: Path) -> Path:
+    """What root must never delete: home folders outside the runner directory."""
+    home = tmp_path / "home"
+    for user in ("alice", "bob"):
+        (home / user / ".ssh").mkdir(parents=True)
+        (home / user / ".ssh" / "authorized_keys").write_text("ssh-ed25519 AAAA\n")
+    age(home)
+    return home
+
+
+def write_runner_file(runner_dir: Path, work_folder: str) -> None:
+    """``.runner`` as config.sh writes it (UTF-8 with a BOM, indented JSON)."""
+    data = {"agentId": 7, "agentName": "r", "poolId": 1, "workFolder": work_folder}
+    (runner_dir / ".runner").write_text("\ufeff" + json.dumps(data, indent=2))
+
+
+@pytest.fixture
+def worker_pids(tmp_path: Path):
+    """A file where fakes note the Runner.Worker processes they start; killed afterwards."""
+    pids = tmp_path / "worker.pids"
+    pids.touch()
+    yield pids
+    for pid in pids.read_text().split():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def start_worker(runner_dir: Path, pids: Path) -> str:
+    """Bash that starts a Runner.Worker of ``runner_dir`` in the background: a job begins."""
+    program = runner_dir / "bin" / "Runner.Worker"
+    return (
+        f"bash -c 'exec -a {program} sleep 30' </dev/null >/dev/null 2>&1 &\n"
+        f"echo $! >> {pids}\n"
+        "sleep 0.2\n"
+    )
+
+
+def hook(bin_dir: Path, program: str, when: str, action: str) -> None:
+    """``program`` that first runs ``action`` when its last argument ends in ``when``: another
+    process acting at that moment of a free_disk.sh run (``du`` measures an entry just before
+    its removal, ``rm`` removes it)."""
+    real = shutil.which(program)
+    body = f'case "${{*: -1}}" in *{when}) {action} ;; esac\nexec {real} "$@"'
+    write_fake(bin_dir, program, body)
 
 
 def free_disk(args: list[str], fakes, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -68,6 +130,16 @@ def free_disk(args: list[str], fakes, **kwargs) -> subprocess.CompletedProcess[s
 
 def tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def assert_work_kept(runner_dir: Path) -> None:
+    """Every workspace and cache of the fixture's _work is still there (a job may use them)."""
+    work = runner_dir / "_work"
+    assert (work / "kernel-ci/kernel-ci/src/vmlinux.o").exists()
+    assert (work / "other-repo/other-repo").exists()
+    assert (work / "_temp/job-script").exists()
+    assert (work / "_tool/Python/3.12.1/python").exists()
+    assert (work / "_actions/actions/checkout").exists()
 
 
 def test_without_a_job_finished_workspaces_and_caches_go(runner_dir, cleaners):
@@ -109,12 +181,7 @@ def test_a_running_job_keeps_every_workspace(runner_dir, cleaners):
         worker.kill()
         worker.wait()
     assert result.returncode == 0, result.stderr
-    work = runner_dir / "_work"
-    assert (work / "kernel-ci/kernel-ci/src/vmlinux.o").exists()
-    assert (work / "other-repo/other-repo").exists()
-    assert (work / "_temp/job-script").exists()
-    assert (work / "_tool/Python/3.12.1/python").exists()
-    assert (work / "_actions/actions/checkout").exists()
+    assert_work_kept(runner_dir)
     assert "A job is running" in result.stdout
     assert "every job workspace" in result.stdout
     # What no job needs still goes: old logs beyond the newest five.
@@ -191,17 +258,28 @@ def test_a_failing_cleaner_is_a_warning_not_the_end(runner_dir, fakes):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "env", "message"),
     [
-        (["--bogus"], "unknown argument '--bogus'"),
-        (["--runner-dir"], "--runner-dir needs a directory"),
-        (["--runner-dir", "relative/dir"], "must be an absolute path"),
-        (["--runner-dir", "/"], "refusing to treat / as the runner directory"),
+        (["--bogus"], {}, "unknown argument '--bogus'"),
+        (["--runner-dir"], {}, "--runner-dir needs a directory"),
+        (["--runner-dir", "relative/dir"], {}, "must be an absolute path"),
+        (["--runner-dir", "/"], {}, "refusing to treat / as the runner directory"),
+        (["--work-dir"], {}, "--work-dir needs a directory"),
+        (["--work-dir", "_work"], {}, "--work-dir must be an absolute path"),
+        (["--work-dir", "/"], {}, "refusing to treat / as the work directory"),
+        (["--work-dir", "{runner}"], {}, "must not hold the runner directory"),
+        (["--work-dir", "{runner}/.."], {}, "must not hold the runner directory"),
+        ([], {"RECENT_MINUTES": "ten"}, "RECENT_MINUTES must be a number"),
+        ([], {"RECENT_MINUTES": "99999999999999999999"}, "RECENT_MINUTES must be a number"),
+        ([], {"DIAG_KEEP": "-1"}, "DIAG_KEEP must be a number"),
     ],
 )
-def test_bad_arguments_exit_2_and_touch_nothing(args, message, runner_dir, cleaners):
+def test_bad_arguments_exit_2_and_touch_nothing(args, env, message, runner_dir, cleaners):
     before = tree(runner_dir)
-    result = free_disk(args, cleaners)
+    args = [a.format(runner=runner_dir) for a in args]
+    if "--runner-dir" not in args:
+        args = ["--runner-dir", str(runner_dir), *args]
+    result = free_disk(args, cleaners, env=env)
     assert result.returncode == 2
     assert message in result.stderr
     assert tree(runner_dir) == before
@@ -212,4 +290,193 @@ def test_help(cleaners):
     result = run_script(["bash", str(SCRIPT), "--help"], fakes=cleaners)
     assert result.returncode == 0
     assert "--runner-dir DIR" in result.stdout
+    assert "--work-dir DIR" in result.stdout
+    assert "RECENT_MINUTES" in result.stdout
     assert "--dry-run" in result.stdout
+
+
+# --- hostile trees: the runner user (every CI job) writes the runner dir, .runner and _work --
+
+
+@pytest.mark.parametrize(
+    "work_folder",
+    ["..", "../home", "{home}", "linked", ".", "bin", "externals", "_work/../externals"],
+)
+def test_a_work_folder_outside_the_runner_dir_is_not_cleaned(
+    work_folder, runner_dir, victims, cleaners
+):
+    (runner_dir / "linked").symlink_to(victims, target_is_directory=True)
+    write_runner_file(runner_dir, work_folder.format(home=victims))
+    before = tree(victims)
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert tree(victims) == before
+    assert (runner_dir / "bin" / "Runner.Listener").exists()
+    assert (runner_dir / "externals" / "node20" / "bin").exists()
+    # It says so, and cleans the runner's default work folder instead.
+    assert "ignoring workFolder" in result.stderr
+    assert f"work dir {runner_dir / '_work'}" in result.stdout
+    assert not (runner_dir / "_work" / "kernel-ci").exists()
+
+
+def test_a_runner_file_that_never_ends_does_not_hang_the_run(runner_dir, cleaners):
+    os.mkfifo(runner_dir / ".runner")  # reading it would wait for a writer for ever
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert not (runner_dir / "_work" / "kernel-ci").exists()
+
+
+def test_a_work_folder_that_links_out_is_not_cleaned(runner_dir, victims, cleaners):
+    (runner_dir / "_work").rename(runner_dir / "_work.old")
+    (runner_dir / "_work").symlink_to(victims, target_is_directory=True)
+    before = tree(victims)
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert tree(victims) == before
+    assert "not inside the runner directory" in result.stderr
+    assert "--work-dir" in result.stderr  # how to clean a work folder kept elsewhere
+    # The rest still runs: old logs go.
+    assert len(list((runner_dir / "_diag").iterdir())) == 10
+
+
+def test_links_inside_the_work_folder_are_never_followed(runner_dir, victims, cleaners):
+    work = runner_dir / "_work"
+    (work / "to-home").symlink_to(victims, target_is_directory=True)
+    shutil.rmtree(work / "_tool")
+    (work / "_tool").symlink_to(victims / "alice", target_is_directory=True)
+    (work / "_temp" / "to-bob").symlink_to(victims / "bob", target_is_directory=True)
+    age(work)
+    before = tree(victims)
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert tree(victims) == before
+    assert not (work / "kernel-ci").exists()
+    assert not (work / "_temp" / "to-bob").is_symlink()  # the link itself may go
+
+
+@pytest.mark.parametrize(
+    ("measured", "folder", "target"),
+    [
+        # Removing _temp/.ssh must not remove alice/.ssh.
+        ("/.ssh", "_temp", "alice"),
+        # Removing the next workspace, other-repo, must not remove home/other-repo.
+        ("/kernel-ci", "", ""),
+    ],
+)
+def test_a_folder_swapped_for_a_link_mid_run_is_not_followed(
+    measured, folder, target, runner_dir, victims, cleaners
+):
+    # A leftover job process swaps a folder of _work for a link to a home folder while
+    # free_disk.sh measures an entry: the one being removed, and the ones after it.
+    work = runner_dir / "_work"
+    (work / "_temp" / ".ssh").mkdir()
+    (victims / "other-repo").mkdir()
+    age(work)
+    age(victims)
+    swapped = work / folder
+    swap = f"mv {swapped} {swapped}.moved && ln -s {victims / target} {swapped}"
+    hook(cleaners[0], "du", measured, swap)
+    before = tree(victims)
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert tree(victims) == before
+    assert "not where it was" in result.stderr
+
+
+def test_work_dir_option_is_trusted_and_runner_file_is_not_read(
+    runner_dir, victims, cleaners, tmp_path
+):
+    data = tmp_path / "data-work"
+    (data / "big-repo" / "big-repo").mkdir(parents=True)
+    (data / "_temp" / "x").mkdir(parents=True)
+    age(data)
+    write_runner_file(runner_dir, str(victims))
+    result = free_disk(["--runner-dir", str(runner_dir), "--work-dir", str(data)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert not (data / "big-repo").exists()
+    assert not (data / "_temp" / "x").exists()
+    assert (runner_dir / "_work" / "kernel-ci").exists()  # not the work dir given
+    assert (victims / "alice" / ".ssh").exists()
+    assert "workFolder" not in result.stderr
+    # As written by root: a link on the way (the runner user's, maybe) is refused.
+    (runner_dir / "_work").rename(runner_dir / "_work.old")
+    (runner_dir / "_work").symlink_to(victims, target_is_directory=True)
+    result = free_disk(
+        ["--runner-dir", str(runner_dir), "--work-dir", str(runner_dir / "_work")], cleaners
+    )
+    assert result.returncode == 2
+    assert "--work-dir must be a path without links" in result.stderr
+    assert (victims / "alice" / ".ssh").exists()
+
+
+def test_names_are_bytes_and_never_relative(runner_dir, cleaners, tmp_path):
+    # The hourly cron runs from /root: a name with a newline must not become ".ssh" there.
+    cwd = tmp_path / "root"
+    for dot in (".ssh", ".gnupg", ".profile"):
+        (cwd / dot).mkdir(parents=True)
+    work = runner_dir / "_work"
+    (work / "x\n.ssh").mkdir()
+    (work / "_temp" / "y\n.gnupg").mkdir()
+    pages = runner_dir / "_diag" / "pages"
+    pages.mkdir()
+    (pages / "p\n.profile").write_text("step log\n")
+    age(work)
+    age(pages, 2 * 86400)  # step logs go after a day
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in cwd.iterdir()) == [".gnupg", ".profile", ".ssh"]
+    # The odd names themselves are the runner's, and go.
+    assert not (work / "x\n.ssh").exists()
+    assert not (work / "_temp" / "y\n.gnupg").exists()
+    assert not (pages / "p\n.profile").exists()
+
+
+@pytest.mark.parametrize("cleaner", ["docker", "apt-get", "journalctl"])
+def test_a_job_that_starts_mid_run_keeps_its_workspace(cleaner, runner_dir, cleaners, worker_pids):
+    write_fake(cleaners[0], cleaner, start_worker(runner_dir, worker_pids) + "exit 0")
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert worker_pids.read_text().strip(), f"the fake {cleaner} should have started a job"
+    assert_work_kept(runner_dir)
+    assert "A job is running" in result.stdout
+
+
+def test_a_job_that_starts_between_two_removals_keeps_the_rest(runner_dir, cleaners, worker_pids):
+    work = runner_dir / "_work"
+    # Removed in name order: the job starts while the first workspace is being removed.
+    hook(cleaners[0], "rm", "/kernel-ci", start_worker(runner_dir, worker_pids))
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert not (work / "kernel-ci").exists()
+    assert (work / "other-repo/other-repo").exists()
+    assert "A job is running" in result.stdout
+
+
+def test_recently_changed_entries_are_kept(runner_dir, cleaners):
+    work = runner_dir / "_work"
+    deep = work / "fresh-repo/fresh-repo/build/obj/drivers"
+    deep.mkdir(parents=True)
+    age(work / "fresh-repo")
+    (deep / "x.o").write_bytes(b"written a minute ago")  # only deep inside: dirs look old
+    os.utime(deep / "x.o", (time.time() - 60,) * 2)
+    (work / "_tool/Node/20.1/x64").mkdir(parents=True)
+    age(work / "_tool/Node")
+    (work / "_tool/Node/20.1/x64.complete").touch()
+    # A clock that once ran ahead leaves future dates: they don't keep a workspace forever.
+    future = work / "future-repo/future-repo/file"
+    future.parent.mkdir(parents=True)
+    future.touch()
+    age(work / "future-repo", -365 * 86400)
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert (deep / "x.o").exists()
+    assert (work / "_tool/Node/20.1/x64.complete").exists()
+    assert f"kept {work / 'fresh-repo'}: changed in the last 5 minutes" in result.stdout
+    assert not (work / "kernel-ci").exists()
+    assert not (work / "future-repo").exists()
+    assert not (work / "_tool/Python").exists()
+    # RECENT_MINUTES=0 turns the rule off.
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners, env={"RECENT_MINUTES": "0"})
+    assert result.returncode == 0, result.stderr
+    assert not (work / "fresh-repo").exists()
+    assert not (work / "_tool/Node").exists()
