@@ -146,6 +146,9 @@ class RunLock:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pgid, signal.SIGKILL)
                 outcome = "then killed it"
+                gone = time.monotonic() + 5  # SIGKILL takes effect when each is next scheduled
+                while _members(pgid, ticks) and time.monotonic() < gone:
+                    time.sleep(0.05)
             self.notes.append(
                 f"the last run (pid {previous.get('pid')}) died leaving process group {pgid} "
                 f"running ({names}): waited {time.monotonic() - started:.0f}s for it (at most "

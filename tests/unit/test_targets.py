@@ -61,12 +61,19 @@ def killed_caller(
     command: str, pidfile: Path, lock: Path | str = "", how: signal.Signals = signal.SIGKILL
 ) -> int:
     """Run ``command`` through targets.run in a process, signal that process (kill -9 unless
-    ``how``) once the command has written ``pidfile``, and return the pid the command wrote."""
+    ``how``) once the command has written ``pidfile`` (and ``lock`` records its group), and
+    return the pid the command wrote."""
     caller = subprocess.Popen(
         [sys.executable, "-c", CALLER, str(lock), command], stderr=subprocess.DEVNULL
     )
+
+    def started() -> bool:
+        if not pidfile.exists() or not pidfile.read_text().strip():
+            return False
+        return not lock or '"groups": {"' in Path(lock).read_text()
+
     deadline = time.monotonic() + 30
-    while not pidfile.exists() or not pidfile.read_text().strip():
+    while not started():
         assert time.monotonic() < deadline and caller.poll() is None, "the command never started"
         time.sleep(0.05)
     caller.send_signal(how)
@@ -110,13 +117,17 @@ def test_an_interrupted_run_takes_the_commands_whole_group_with_it(tmp_path):
 
 
 def test_a_command_runs_recorded_in_the_lock(tmp_path):
-    lock = take(tmp_path / "lock", stale_after=60)
+    path = tmp_path / "lock"
+    lock = take(path, stale_after=60)
     record_children_in(lock)
     try:
-        seen = json.loads(run(target("local://"), f"cat {tmp_path}/lock; exit 0").stdout)
-        (group,) = seen["groups"]
-        assert int(group) > 1
-        assert json.loads((tmp_path / "lock").read_text())["groups"] == {}
+        # The command's group (its shell's pid) is recorded while it runs, gone once it ended.
+        wait = f'until grep -q \'"groups": {{"\' {path}; do sleep 0.05; done'
+        shell, record = run(
+            target("local://"), f"{wait}; echo $$; cat {path}", timeout=10
+        ).stdout.split("\n", 1)
+        assert list(json.loads(record)["groups"]) == [shell]
+        assert json.loads(path.read_text())["groups"] == {}
     finally:
         record_children_in(None)
         lock.close()
