@@ -1,4 +1,4 @@
-"""Exit status of ``pytest checks`` (pytest's own codes, plus the two runner-health adds)."""
+"""Exit status of ``pytest checks`` (pytest's own codes, plus runner-health's own)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     NO_CHECKS = 5
     LOCKED = 6  # another run holds the lock: nothing was touched
     HEALED = 7  # something failed, a remediation fixed it, and every check now passes
+    STALE_LOCK = 8  # the lock is held for longer than a run can last: no run can heal anything
 
     @property
     def label(self) -> str:

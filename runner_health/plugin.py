@@ -9,27 +9,28 @@ the check once more. A check whose prerequisite stayed unhealthy is skipped, not
 
 from __future__ import annotations
 
-import fcntl
 import html
 import json
-import os
+import sys
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import pytest_html
 from testinfra.host import Host
 
 from runner_health import config as config_module
+from runner_health import lock as run_lock
 from runner_health import redact
 from runner_health.config import ConfigError, Settings
 from runner_health.exitcodes import ExitCode
 from runner_health.github import GitHub
 from runner_health.runner import RunnerInstall
 from runner_health.steps import RemediationFailed, RemediationRefused, Steps
+from runner_health.targets import record_children_in
 from runner_health.targets import target as make_target
 
 # Conditions in the order they are checked: later ones rely on earlier ones being healthy.
@@ -73,7 +74,7 @@ class Run:
     report_dir: Path | None
     records: dict[str, CheckRecord] = field(default_factory=dict)
     unhealthy: set[str] = field(default_factory=set)
-    lock: IO[str] | None = None
+    lock: run_lock.RunLock | None = None
     status: ExitCode | None = None
 
 
@@ -143,7 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
         dry_run=config.option.dry_run,
         report_dir=_report_dir(config, settings),
     )
-    run.lock = _take_lock(settings.lock_file)
+    run.lock = _take_lock(settings)
     config.stash[RUN] = run
     run.report_dir.mkdir(parents=True, exist_ok=True)
     config.option.htmlpath = str(run.report_dir / "report.html")
@@ -174,24 +175,25 @@ def _report_dir(config: pytest.Config, settings: Settings) -> Path:
     return base / stamp
 
 
-def _take_lock(path: Path) -> IO[str]:
-    """Hold an exclusive lock for the whole run; a second run exits at once."""
-    handle = path.open("a+")
+def _take_lock(settings: Settings) -> run_lock.RunLock:
+    """Hold the lock for the whole run: a second run exits at once (6), unless the holder has
+    held it longer than a run can last (8: a failure, so the timer does not hide it)."""
+    remediation = settings.remediation
+    # A fix is a few commands (each up to command_timeout_seconds) and at most one online wait;
+    # no run needs four such in a row: 26 min by default, past the timer's TimeoutStartSec.
+    stale_after = 4 * (remediation.command_timeout_seconds + remediation.online_wait_seconds)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        pytest.exit(
-            f"another runner-health run is in progress (lock {path} held by pid {holder})",
-            returncode=ExitCode.LOCKED,
-        )
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
+        lock = run_lock.take(settings.lock_file, stale_after=stale_after)
+    except run_lock.LockUnusable as exc:
+        raise pytest.UsageError(f"runner-health lock_file: {exc}") from None
+    except run_lock.LockBusy as exc:
+        pytest.exit(str(exc), returncode=ExitCode.LOCKED)
+    except run_lock.LockStale as exc:
+        pytest.exit(str(exc), returncode=ExitCode.STALE_LOCK)
+    for note in lock.notes:
+        sys.stderr.write(f"runner-health: {note}\n")
+    record_children_in(lock)
+    return lock
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
