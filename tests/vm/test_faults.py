@@ -194,7 +194,7 @@ def test_second_run_exits_at_once_while_one_is_in_progress(healthy: TestbedVM, s
     first, _ = suite.start()
     try:
         deadline = time.monotonic() + 60
-        while not (suite.lock.exists() and suite.lock.read_text().strip() == str(first.pid)):
+        while not (suite.lock.exists() and f'"pid": {first.pid},' in suite.lock.read_text()):
             assert time.monotonic() < deadline and first.poll() is None, (
                 "the first run never took the lock"
             )
