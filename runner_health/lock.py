@@ -226,13 +226,23 @@ def _held(path: Path, holder: dict[str, Any], stale_after: float) -> Exception:
         return LockBusy(
             f"another runner-health run is in progress (lock {path} held by pid {pid} since {since})"
         )
-    running = isinstance(pid, int) and _start_ticks(pid) is not None
+    running = isinstance(pid, int) and pid > 0 and _exists(pid)
     return LockStale(
         f"stale runner-health lock {path}: held since {since} ({age / 60:.0f} min), longer than "
         f"a run can last ({stale_after / 60:.0f} min), by pid {pid}, which "
         + ("still runs (hung?)" if running else "has ended (another process holds the file open)")
         + ": no run can heal anything until it is released"
     )
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
 
 
 @functools.cache
