@@ -158,6 +158,28 @@ def test_github_down_nothing_is_reregistered(
     wait_online(fake_github)
 
 
+def test_service_file_naming_ssh_is_refused_and_ssh_left_alone(
+    healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
+):
+    unit = unit_name(healthy)
+    sshd = "systemctl show -p MainPID --value ssh"
+    before = healthy.ssh(sshd).stdout.strip()
+    healthy.ssh(f"systemctl stop {unit}")
+    # What any job can do: .service is the runner user's
+    healthy.ssh(f"sudo -u github-runner sh -c 'echo ssh.service > {RUNNER_DIR}/.service'")
+    try:
+        outcome = suite.run()
+    finally:
+        healthy.ssh(f"echo {unit} > {RUNNER_DIR}/.service && systemctl start {unit}")
+    assert outcome.returncode == UNHEALTHY
+    record = outcome.record("test_runner_service_active")
+    assert record["outcome"] == "failed" and record["fix_result"] == "refused"
+    assert "'ssh.service'" in record["failure"]
+    assert "systemctl" not in outcome.steps()
+    assert healthy.ssh(sshd).stdout.strip() == before
+    wait_online(fake_github)
+
+
 def test_busy_runner_is_not_restarted_and_its_workspace_survives(
     healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
 ):
