@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from testinfra.host import Host
 
-from runner_health.targets import run
+from runner_health.observe import CannotObserve, read
 
 GIB = 1024**3
 
@@ -31,13 +31,20 @@ class Usage:
 
 
 def parse_df(output: str, path: str) -> Usage:
-    """Parse ``df -P -B1`` (POSIX format: one line per filesystem, no wrapping)."""
-    fields = output.strip().splitlines()[-1].split()
-    return Usage(path=path, total=int(fields[1]), free=int(fields[3]))
+    """Parse ``df -P -B1`` (POSIX format: one line per filesystem, no wrapping).
+
+    Anything else is CannotObserve: a figure read from garbage would trigger a cleanup.
+    """
+    try:
+        fields = output.strip().splitlines()[-1].split()
+        found = Usage(path=path, total=int(fields[1]), free=int(fields[3]))
+    except (IndexError, ValueError):
+        raise CannotObserve(f"df {path}: unexpected output {output[-200:]!r}") from None
+    if found.total <= 0:
+        raise CannotObserve(f"df {path}: reports a filesystem of size 0 ({output[-200:]!r})")
+    return found
 
 
 def usage(host: Host, path: str) -> Usage:
-    result = run(host, f"df -P -B1 {shlex.quote(path)}", timeout=30)
-    if result.rc != 0:
-        raise RuntimeError(f"df {path} failed: {result.stderr.strip()}")
-    return parse_df(result.stdout, path)
+    """Free space where ``path`` lives; CannotObserve when df fails (a mistyped path, say)."""
+    return parse_df(read(host, f"df -P -B1 {shlex.quote(path)}"), path)

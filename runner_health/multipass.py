@@ -11,11 +11,28 @@ import shlex
 
 from testinfra.host import Host
 
+from runner_health.observe import CannotObserve
 from runner_health.targets import run
 
+# What `multipass info` can say (format_utils.cpp; Unavailable is on main only).
+STATES = frozenset(
+    (
+        "Running",
+        "Stopped",
+        "Deleted",
+        "Starting",
+        "Restarting",
+        "Delayed Shutdown",
+        "Suspending",
+        "Suspended",
+        "Unknown",
+        "Unavailable",
+    )
+)
 
-class MultipassError(RuntimeError):
-    """multipass failed: not installed, daemon down, or no such instance."""
+
+class MultipassError(CannotObserve):
+    """multipass failed or said something else than a state: the VM's state is unknown."""
 
 
 def state(workstation: Host, name: str) -> str:
@@ -26,6 +43,9 @@ def state(workstation: Host, name: str) -> str:
     if result.rc != 0:
         raise MultipassError(f"multipass info {name} exited {result.rc}: {result.stderr.strip()}")
     try:
-        return json.loads(result.stdout)["info"][name]["state"]
-    except (ValueError, KeyError) as exc:
-        raise MultipassError(f"multipass info {name}: unexpected output ({exc})") from None
+        found = json.loads(result.stdout)["info"][name]["state"]
+    except (ValueError, LookupError, TypeError) as exc:
+        raise MultipassError(f"multipass info {name}: unexpected output ({exc!r})") from None
+    if not isinstance(found, str) or found not in STATES:
+        raise MultipassError(f"multipass info {name}: unknown state {found!r}")
+    return found

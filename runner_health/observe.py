@@ -1,0 +1,34 @@
+"""When a check cannot observe its fact, it says so, and no fix runs.
+
+>>> read(target, "cat /sys/kernel/security/lsm")
+'lockdown,capability,landlock,yama,apparmor,bpf\\n'
+
+A check fails (an ``assert``) only on a fact it observed. When the reading itself failed
+(a command exited non-zero or timed out, GitHub refused or could not be reached, a tool
+printed something unparseable) the check raises ``CannotObserve``; ``GitHubError`` and
+``CommandTimeout`` count the same. The healing hook then records the check as "error" with
+the reason and runs no remediation: a fix chosen on a reading nobody made is a guess.
+"""
+
+from __future__ import annotations
+
+from testinfra.host import Host
+
+from runner_health.github import GitHubError
+from runner_health.targets import CommandTimeout, run
+
+
+class CannotObserve(Exception):
+    """The reading failed, not the condition: nothing is known, so nothing may be fixed."""
+
+
+# Every error that means "could not observe" (the healing hook's rule).
+UNOBSERVABLE: tuple[type[Exception], ...] = (CannotObserve, GitHubError, CommandTimeout)
+
+
+def read(host: Host, command: str, *, timeout: float = 30) -> str:
+    """The stdout of a read-only command; CannotObserve when it exits non-zero."""
+    result = run(host, command, timeout=timeout)
+    if result.rc != 0:
+        raise CannotObserve(f"`{command}` exited {result.rc}: {result.stderr.strip()[-300:]}")
+    return result.stdout
