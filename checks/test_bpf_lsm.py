@@ -4,16 +4,17 @@ import re
 
 import pytest
 
-from runner_health.bpf_lsm import fix_instructions
+from runner_health import bpf_lsm
 
 pytestmark = pytest.mark.needs("vm")
 
 
 @pytest.mark.remediation("enable_bpf_lsm")
 def test_bpf_lsm_active(target, settings):
-    active = target.file("/sys/kernel/security/lsm").content_string.strip()
-    assert "bpf" in active.split(","), (
-        f"bpf is not an active LSM ({active}).\n{fix_instructions(settings.remediation.lsm)}"
+    active = bpf_lsm.active(target)
+    assert "bpf" in active, (
+        f"bpf is not an active LSM ({','.join(active)}).\n"
+        + bpf_lsm.fix_instructions(settings.remediation.lsm)
     )
 
 

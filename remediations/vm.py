@@ -1,5 +1,7 @@
 """Start a stopped Multipass VM and wait until commands run in it."""
 
+import shlex
+
 import pytest
 
 from runner_health.targets import run
@@ -10,7 +12,7 @@ def start_vm(settings, workstation, target, steps):
     def fix() -> None:
         name = settings.multipass_name
         steps.run(
-            f"multipass start {name}",
+            f"multipass start {shlex.quote(name)}",
             why="the VM is not running",
             host=workstation,
             root=False,

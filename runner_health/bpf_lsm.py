@@ -1,13 +1,51 @@
-"""BPF LSM is switched on at boot: the fix is a kernel command line, a GRUB update and a reboot."""
+"""BPF LSM is switched on at boot: the fix is a kernel command line, a GRUB update and a reboot.
+
+>>> active(target)
+['lockdown', 'capability', 'landlock', 'yama', 'apparmor', 'bpf']
+>>> print(set_lsm_command("lockdown,bpf", GRUB))
+sed -i -E 's/ ?lsm=[^" ]*//; s/^GRUB_CMDLINE_LINUX="(.*)"/GRUB_CMDLINE_LINUX="\\1 lsm=lockdown,bpf"/' /etc/default/grub
+"""
 
 from __future__ import annotations
+
+import re
+import shlex
+
+from testinfra.host import Host
+
+from runner_health.observe import read
+
+GRUB = "/etc/default/grub"
+# GRUB copies the kernel command line into grub.cfg, a script it parses at boot: only LSM
+# names (and the commas between them) may go there.
+LSM_LIST = re.compile(r"[a-z0-9_]+(,[a-z0-9_]+)*")
+
+
+def active(host: Host) -> list[str]:
+    """The LSMs the running kernel enabled; CannotObserve when securityfs can't be read."""
+    return read(host, "cat /sys/kernel/security/lsm").strip().split(",")
+
+
+def set_lsm_command(lsm: str, grub: str) -> str:
+    """The sed that puts ``lsm=LSM`` on grub's GRUB_CMDLINE_LINUX, replacing any older ``lsm=``.
+
+    ``lsm`` is escaped for each reader it passes: the shell, sed's replacement (``\\ / &``
+    and newlines) and update-grub, which sources the file (``\\ " $ `` ` inside the quotes).
+    Whatever it holds lands in the file as text and is never run.
+    """
+    in_quotes = re.sub(r'([\\"$`])', r"\\\1", lsm)
+    replacement = re.sub(r"([\\/&\n])", r"\\\1", in_quotes)
+    script = f's/ ?lsm=[^" ]*//; s/^GRUB_CMDLINE_LINUX="(.*)"/GRUB_CMDLINE_LINUX="\\1 lsm={replacement}"/'
+    return f"sed -i -E {shlex.quote(script)} {shlex.quote(grub)}"
 
 
 def fix_instructions(lsm: str) -> str:
     """The exact manual fix, for the report (an automatic one is opt-in: it reboots the VM)."""
+    if not LSM_LIST.fullmatch(lsm):
+        return f"Fix: set remediation.lsm to comma-separated LSM names (it is {lsm!r})."
     return (
         "Fix (needs a reboot; runner-health applies it only with remediation.apply_bpf_lsm_fix = true):\n"
-        f'  sudo sed -i \'s/^GRUB_CMDLINE_LINUX="\\(.*\\)"/GRUB_CMDLINE_LINUX="\\1 lsm={lsm}"/\' /etc/default/grub\n'
+        f"  sudo {set_lsm_command(lsm, GRUB)}\n"
         "  sudo update-grub && sudo reboot\n"
         "Then check: cat /sys/kernel/security/lsm  # ends in ,bpf"
     )
