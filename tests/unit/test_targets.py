@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,28 +58,37 @@ targets.run(targets.target("local://"), sys.argv[2], timeout=3)
 """
 
 
-def killed_caller(
-    command: str, pidfile: Path, lock: Path | str = "", how: signal.Signals = signal.SIGKILL
-) -> int:
-    """Run ``command`` through targets.run in a process, signal that process (kill -9 unless
+@pytest.fixture
+def killed_caller() -> Iterator[Callable[..., int]]:
+    """Run a command through targets.run in a process, signal that process (kill -9 unless
     ``how``) once the command has written ``pidfile`` (and ``lock`` records its group), and
-    return the pid the command wrote."""
-    caller = subprocess.Popen(
-        [sys.executable, "-c", CALLER, str(lock), command], stderr=subprocess.DEVNULL
-    )
+    return the pid the command wrote; that pid is killed after the test if still alive."""
+    pids: list[int] = []
 
-    def started() -> bool:
-        if not pidfile.exists() or not pidfile.read_text().strip():
-            return False
-        return not lock or '"groups": {"' in Path(lock).read_text()
+    def kill(
+        command: str, pidfile: Path, lock: Path | str = "", how: signal.Signals = signal.SIGKILL
+    ) -> int:
+        caller = subprocess.Popen(
+            [sys.executable, "-c", CALLER, str(lock), command], stderr=subprocess.DEVNULL
+        )
 
-    deadline = time.monotonic() + 30
-    while not started():
-        assert time.monotonic() < deadline and caller.poll() is None, "the command never started"
-        time.sleep(0.05)
-    caller.send_signal(how)
-    caller.wait(timeout=30)
-    return int(pidfile.read_text())
+        def started() -> bool:
+            if not pidfile.exists() or not pidfile.read_text().strip():
+                return False
+            return not lock or '"groups": {"' in Path(lock).read_text()
+
+        deadline = time.monotonic() + 30
+        while not started():
+            assert time.monotonic() < deadline and caller.poll() is None, "it never started"
+            time.sleep(0.05)
+        caller.send_signal(how)
+        caller.wait(timeout=30)
+        pids.append(int(pidfile.read_text()))
+        return pids[-1]
+
+    yield kill
+    for pid in filter(alive, pids):
+        os.kill(pid, signal.SIGKILL)
 
 
 def alive(pid: int) -> bool:
@@ -96,24 +106,18 @@ def gone_within(pid: int, seconds: float) -> bool:
     return not alive(pid)
 
 
-def test_a_command_dies_with_the_run_that_started_it(tmp_path):
+@pytest.mark.parametrize(
+    ("command", "how"),
+    [
+        ("echo $$ > {pidfile}; exec sleep 300", signal.SIGKILL),  # the command itself
+        ("sleep 300 & echo $! > {pidfile}; wait", signal.SIGINT),  # its child too, on Ctrl-C
+    ],
+    ids=["kill -9", "ctrl-c"],
+)
+def test_a_command_dies_with_the_run_that_started_it(tmp_path, killed_caller, command, how):
     pidfile = tmp_path / "pid"
-    pid = killed_caller(f"echo $$ > {pidfile}; exec sleep 300", pidfile)
-    try:
-        assert gone_within(pid, 5), "the command outlived the run (kill -9) that started it"
-    finally:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
-def test_an_interrupted_run_takes_the_commands_whole_group_with_it(tmp_path):
-    pidfile = tmp_path / "pid"
-    pid = killed_caller(f"sleep 300 & echo $! > {pidfile}; wait", pidfile, how=signal.SIGINT)
-    try:
-        assert gone_within(pid, 5), "the command's child outlived the run (Ctrl-C)"
-    finally:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    pid = killed_caller(command.format(pidfile=pidfile), pidfile, how=how)
+    assert gone_within(pid, 5), f"the command outlived the run that started it ({how.name})"
 
 
 def test_a_command_runs_recorded_in_the_lock(tmp_path):
@@ -133,21 +137,17 @@ def test_a_command_runs_recorded_in_the_lock(tmp_path):
         lock.close()
 
 
-def test_the_next_run_waits_for_what_a_killed_run_left_then_kills_it(tmp_path):
+def test_the_next_run_waits_for_what_a_killed_run_left_then_kills_it(tmp_path, killed_caller):
     """The command's own children (here `sleep`) outlive a killed run; the next run to take the
     lock waits for them until the command's timeout (3 s), then kills its process group."""
     pidfile = tmp_path / "pid"
     pid = killed_caller(f"sleep 300 & echo $! > {pidfile}; wait", pidfile, tmp_path / "lock")
-    try:
-        assert alive(pid)
-        started = time.monotonic()
-        lock = take(tmp_path / "lock", stale_after=60)
-        lock.close()
-        assert not alive(pid)
-        assert time.monotonic() - started < 10
-        (note,) = lock.notes
-        assert re.search(r"leaving process group \d+ running \(sleep\): waited \d+s", note)
-        assert note.endswith("then killed it")
-    finally:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    assert alive(pid)
+    started = time.monotonic()
+    lock = take(tmp_path / "lock", stale_after=60)
+    lock.close()
+    assert not alive(pid)
+    assert time.monotonic() - started < 10
+    (note,) = lock.notes
+    assert re.search(r"leaving process group \d+ running \(sleep\): waited \d+s", note)
+    assert note.endswith("then killed it")
