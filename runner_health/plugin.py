@@ -5,6 +5,13 @@ A check is a test in ``checks/`` whose module name is its condition (``test_serv
 prerequisites with ``pytestmark = pytest.mark.needs("vm", ...)``. When a check fails, the
 hook below runs the fix, records what it did on the report, and pytest-rerunfailures runs
 the check once more. A check whose prerequisite stayed unhealthy is skipped, not fixed twice.
+
+A check fails (an ``assert``) only on a fact it observed. When it cannot observe (a command
+failed or printed garbage, GitHub refused or was unreachable) it raises
+``runner_health.observe.CannotObserve``; ``GitHubError`` and ``CommandTimeout`` count the same
+(``observe.UNOBSERVABLE``). The hook then records "error" with that reason, runs no fix and
+no rerun, and marks the condition unhealthy. The readers in ``runner_health`` (``disk.usage``,
+``clock``, ``multipass.state``, ``bpf_lsm.active``, ``observe.read``) raise it for you.
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ from testinfra.host import Host
 
 from runner_health import config as config_module
 from runner_health import lock as run_lock
-from runner_health import redact
+from runner_health import redact, reports, targets
 from runner_health.config import ConfigError, Settings
 from runner_health.exitcodes import ExitCode
 from runner_health.github import GitHub
+from runner_health.observe import UNOBSERVABLE
 from runner_health.runner import RunnerInstall
 from runner_health.steps import RemediationFailed, RemediationRefused, Steps
 from runner_health.targets import record_children_in
@@ -71,11 +79,13 @@ class Run:
     settings: Settings | None
     remediate: bool
     dry_run: bool
-    report_dir: Path | None
+    report_dir: Path | None = None
     records: dict[str, CheckRecord] = field(default_factory=dict)
     unhealthy: set[str] = field(default_factory=set)
     lock: run_lock.RunLock | None = None
     status: ExitCode | None = None
+    deferred: list[tuple[Host, str]] = field(default_factory=list)  # Steps.after_run
+    prune_warnings: list[str] = field(default_factory=list)
 
 
 RUN = pytest.StashKey[Run]()
@@ -128,7 +138,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not is_checks_run(config) or config.option.help:
         return
     if config.option.collectonly:
-        config.stash[RUN] = Run(None, remediate=False, dry_run=False, report_dir=None)
+        config.stash[RUN] = Run(None, remediate=False, dry_run=False)
         return
     try:
         path = config_module.find_config(config.option.config)
@@ -142,11 +152,10 @@ def pytest_configure(config: pytest.Config) -> None:
         settings,
         remediate=not config.option.no_remediate,
         dry_run=config.option.dry_run,
-        report_dir=_report_dir(config, settings),
     )
     run.lock = _take_lock(settings)
     config.stash[RUN] = run
-    run.report_dir.mkdir(parents=True, exist_ok=True)
+    run.report_dir = _report_dir(config, settings)  # under the lock: run folders are numbered
     config.option.htmlpath = str(run.report_dir / "report.html")
     config.option.self_contained_html = True
     config.option.xmlpath = str(run.report_dir / "junit.xml")
@@ -166,13 +175,15 @@ def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
 
 
 def _report_dir(config: pytest.Config, settings: Settings) -> Path:
+    """--reports-dir as given (never pruned around), else a new marked folder to prune later."""
     if config.option.reports_dir:
-        return Path(config.option.reports_dir)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = Path(config.option.reports_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     base = settings.reports_directory
     if not base.is_absolute():
         base = config.rootpath / base
-    return base / stamp
+    return reports.create_run_dir(base, datetime.now(UTC))
 
 
 def _take_lock(settings: Settings) -> run_lock.RunLock:
@@ -198,6 +209,8 @@ def _take_lock(settings: Settings) -> run_lock.RunLock:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN, None)
+    if run:
+        _run_deferred(run, config)
     if run and run.lock:
         run.lock.close()
 
@@ -219,7 +232,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if run.remediate:
         for item in items:
             if item.get_closest_marker("remediation") and not item.get_closest_marker("flaky"):
-                item.add_marker(pytest.mark.flaky(reruns=0 if run.dry_run else 1))
+                reruns = 0 if run.dry_run else 1
+                item.add_marker(pytest.mark.flaky(reruns=reruns, rerun_except=list(UNOBSERVABLE)))
 
 
 # -- fixtures ----------------------------------------------------------------------------
@@ -306,13 +320,18 @@ def pytest_runtest_makereport(
         return report
     _scrub(report)
     record = run.records.setdefault(item.nodeid, CheckRecord(item.nodeid, condition_of(item)))
-    final = _is_final_attempt(item)
+    error = call.excinfo.value if report.when == "call" and call.excinfo else None
+    unobserved = isinstance(error, UNOBSERVABLE)
+    final = unobserved or _is_final_attempt(item)
     if report.when == "call" and report.failed:
-        record.failure = _summary_line(report)
-        if FIX in item.stash and (not final or run.dry_run):
-            _run_fix(item, report, record)
+        if unobserved:
+            record.failure = redact.scrub(f"could not observe ({type(error).__name__}): {error}")
+        else:
+            record.failure = _summary_line(report)
+            if FIX in item.stash and (not final or run.dry_run):
+                _run_fix(item, report, record)
     if report.failed or (report.when == "call" and final) or report.skipped:
-        _finish(run, record, report, final)
+        _finish(run, record, report, final, unobserved)
     return report
 
 
@@ -335,6 +354,7 @@ def _run_fix(item: pytest.Item, report: pytest.TestReport, record: CheckRecord) 
     except (RemediationFailed, Exception) as exc:  # a broken fix must not end the run
         steps.note(f"failed: {type(exc).__name__}: {exc}")
         record.fix_result = "failed"
+    item.config.stash[RUN].deferred += steps.deferred
     record.steps = list(steps.lines)
     text = redact.scrub(steps.text)
     # Inline in the row (a text extra would only be a link): what ran, its output, the verdict.
@@ -348,12 +368,14 @@ def _run_fix(item: pytest.Item, report: pytest.TestReport, record: CheckRecord) 
     item.user_properties.append(("remediation_steps", text))
 
 
-def _finish(run: Run, record: CheckRecord, report: pytest.TestReport, final: bool) -> None:
+def _finish(
+    run: Run, record: CheckRecord, report: pytest.TestReport, final: bool, unobserved: bool
+) -> None:
     if report.skipped:
         record.outcome = "skipped"
         record.failure = _summary_line(report)
     elif report.failed and (final or report.when != "call"):
-        record.outcome = "failed" if report.when == "call" else "error"
+        record.outcome = "failed" if report.when == "call" and not unobserved else "error"
         run.unhealthy.add(record.condition)
     elif report.passed and report.when == "call":
         record.outcome = "healed" if record.fix_result == "done" else "passed"
@@ -399,16 +421,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "checks": [vars(r) for r in run.records.values()],
     }
     (run.report_dir / "summary.json").write_text(redact.scrub(json.dumps(summary, indent=2)) + "\n")
-    _prune(run.report_dir.parent, run.settings.reports_keep)
+    if not session.config.option.reports_dir:  # cron runs every 5 minutes: keep the newest
+        run.prune_warnings = reports.prune(run.report_dir.parent, run.settings.reports_keep)
 
 
-def _prune(base: Path, keep: int) -> None:
-    """Keep the newest ``keep`` run folders: cron runs every 5 minutes."""
-    runs = sorted((p for p in base.iterdir() if p.is_dir() and p.name[:1].isdigit()), reverse=True)
-    for old in runs[keep:]:
-        for child in old.iterdir():
-            child.unlink()
-        old.rmdir()
+def _run_deferred(run: Run, config: pytest.Config) -> None:
+    """What fixes left for after the reports (Steps.after_run): a reboot of this machine, say."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for host, command in run.deferred:
+        try:
+            outcome = f"exit {targets.run(host, targets.as_root(host, command), timeout=60).rc}"
+        except targets.CommandTimeout as exc:
+            outcome = str(exc)
+        if reporter is not None:
+            reporter.write_line(f"runner-health: after the reports: $ {command} -> {outcome}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -423,6 +449,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if record.outcome != "passed" and record.failure:
             line += f"  {record.failure}"
         terminalreporter.write_line(redact.scrub(line))
+    for warning in run.prune_warnings:
+        terminalreporter.write_line(f"warning: {warning}")
     status = run.status or ExitCode(exitstatus)
     terminalreporter.write_line(
         f"status: {status.label} (exit {int(status)}); reports: {run.report_dir}"

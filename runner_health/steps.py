@@ -5,8 +5,9 @@
 >>> steps.lines
 ['$ systemctl start ... (service is inactive) -> exit 0']
 
-Every change a remediation makes goes through ``run``; reads go straight to the host.
-That is what makes ``--dry-run`` honest and the report complete.
+Every change a remediation makes goes through ``run`` (or ``after_run``, for a change that
+must wait until the reports are written); reads go straight to the host. That is what makes
+``--dry-run`` honest and the report complete.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Steps:
         self.echo = echo
         self.timeout = timeout
         self.lines: list[str] = []
+        self.deferred: list[tuple[Host, str]] = []  # (host, command) for after the reports
 
     def note(self, text: str) -> None:
         """Record an observation or decision."""
@@ -75,6 +77,19 @@ class Steps:
         if check and result.rc != 0:
             raise RemediationFailed(f"`{command}` exited {result.rc}: {output[-500:]}")
         return result
+
+    def after_run(self, command: str, *, why: str, host: Host | None = None) -> None:
+        """Run ``command`` as root once this run's reports are written (the plugin does it).
+
+        For a change that ends the run itself, such as rebooting the machine it runs on.
+        """
+        on = host or self.host
+        assert on is not None, "Steps.after_run needs a host"
+        if self.dry_run:
+            self._add(f"would run after the reports are written: {command}  ({why})")
+            return
+        self.deferred.append((on, command))
+        self._add(f"after the reports are written: {command}  ({why})")
 
     def wait_until(
         self, predicate: Callable[[], bool], what: str, timeout: float, every: float = 2
