@@ -1450,9 +1450,13 @@ class _Handler(BaseHTTPRequestHandler):
         if last == 1:
             return {}
 
+        # Like GitHub, on the host the client asked (the guest reaches us as 10.0.2.2).
+        host = self.headers.get("Host")
+        base = f"http://{host}" if host else self.github.url
+
         def url(p: int) -> str:
             params = {**query, "per_page": str(per_page), "page": str(p)}
-            return f"{self.github.url}{path}?" + "&".join(f"{k}={v}" for k, v in params.items())
+            return f"{base}{path}?" + "&".join(f"{k}={v}" for k, v in params.items())
 
         links = []
         if page < last:
