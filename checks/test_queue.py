@@ -2,17 +2,22 @@
 
 import pytest
 
+from runner_health.github import GitHubUnavailable
 from runner_health.queue import stuck_jobs
 
 
 @pytest.mark.github
 def test_no_job_queued_too_long(github, settings):
+    queued = github.queued_jobs()
     waiting = stuck_jobs(
-        github.queued_jobs(),
+        queued.jobs,
         github.runner(settings.runner.name),
         settings.runner.labels,
         settings.thresholds.max_queue_wait_minutes,
     )
     assert not waiting, (
-        f"{len(waiting)} job(s) wait for runner {settings.runner.name!r}:\n" + "\n".join(waiting)
+        f"{len(waiting)} job(s) wait for runner {settings.runner.name!r}:\n"
+        + "\n".join(waiting + queued.unread)
     )
+    if queued.unread:  # what was read waits for nobody; what wasn't, nobody knows
+        raise GitHubUnavailable("the queue was read only in part: " + "; ".join(queued.unread))

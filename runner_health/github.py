@@ -4,18 +4,30 @@
 >>> gh.runner("assay-bpf-runner")["status"]
 'online'
 
-Two error types matter to callers: ``GitHubUnavailable`` (no answer, 5xx, rate-limited:
-we know nothing, so nothing destructive may follow) and ``GitHubError`` (GitHub answered
-no: bad token, missing permission, unknown repository).
+Two error types matter to callers: ``GitHubUnavailable`` (no answer, 5xx, rate-limited, or an
+answer GitHub would not give: HTML from a proxy, truncated or wrong-shaped JSON, a page link
+to another host; we know nothing, so nothing destructive may follow) and ``GitHubError``
+(GitHub answered no: bad token, missing permission, unknown repository). Every answer is
+checked here for the fields callers use, so callers never meet a KeyError: a runner list
+missing ``runners`` is an error, never "no runners" (which would re-register the runner).
+
+Every call ends in bounded time: ``timeout_seconds`` bounds each attempt as a whole
+(connect, headers, body), not each read; a call makes at most two attempts, 1 s apart.
+Lists follow GitHub's ``Link: rel="next"`` pages, at most ``MAX_PAGES``, on ``api_url`` only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
@@ -23,6 +35,11 @@ from runner_health import redact
 from runner_health.config import GitHubSettings
 
 API_VERSION = "2022-11-28"
+MAX_PAGES = 10  # of 100 items: GitHub lists at most 1,000 runs for a filtered query
+MAX_BODY = 32 * 1024 * 1024  # 100 issues or comments of GitHub's maximum size fit
+
+Json = dict[str, Any]
+Check = Callable[[Any], None]
 
 
 class GitHubError(Exception):
@@ -30,11 +47,48 @@ class GitHubError(Exception):
 
 
 class GitHubUnavailable(GitHubError):
-    """GitHub could not be asked: network error, timeout, 5xx or rate limit."""
+    """GitHub could not be asked, or what answered was not GitHub: we know nothing."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP answer, read whole."""
+
+    where: str  # method and endpoint, for messages
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str  # after redirects: relative links resolve against it
+    links: dict[str, dict[str, str]]
+
+    def snippet(self) -> str:
+        """The start of the body on one line, scrubbed: enough to recognise a login page."""
+        text = " ".join(self.body[:4096].decode("utf-8", "replace").split())
+        return repr(redact.scrub(text)[:120])
+
+    def json(self, check: Check) -> Any:
+        """The body as JSON of the shape ``check`` accepts, else GitHubUnavailable."""
+        try:
+            body = json.loads(self.body)
+            check(body)
+        except (ValueError, RecursionError) as exc:
+            raise GitHubUnavailable(
+                f"{self.where}: HTTP {self.status}: not an answer from GitHub "
+                f"({redact.scrub(str(exc))[:200]}): {self.snippet()}"
+            ) from None
+        return body
+
+
+@dataclass(frozen=True)
+class QueuedJobs:
+    """Jobs of queued runs that no runner has taken, and the lists cut at MAX_PAGES."""
+
+    jobs: list[Json] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
 
 
 class GitHub:
-    """A requests session with timeouts, ETag revalidation and GitHub's clock."""
+    """A requests session with whole-call deadlines, checked answers, ETags and GitHub's clock."""
 
     def __init__(self, settings: GitHubSettings, token: str) -> None:
         redact.register(token)
@@ -48,90 +102,183 @@ class GitHub:
                 "User-Agent": "runner-health",
             }
         )
-        self._etags: dict[str, tuple[str, Any]] = {}
-        self.last_date: datetime | None = None
+        self._etags: dict[str, tuple[str, Any, str | None]] = {}  # url -> (etag, body, next)
 
     # -- transport ---------------------------------------------------------------------
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """One call, retried once on a network error or 5xx; never waits without a timeout."""
-        url = self.settings.api_url + path
+    def _url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        return self.settings.api_url + path + (f"?{urlencode(params)}" if params else "")
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Reply:
+        """One call, retried once on a network error, a missed deadline or a 5xx: at most
+        twice timeout_seconds + 1 s. Not retried: an answer, even a malformed one (a write
+        may have happened)."""
+        where = f"{method} {url.removeprefix(self.settings.api_url)}"
         for attempt in (1, 2):
             try:
-                response = self.session.request(
-                    method, url, timeout=self.settings.timeout_seconds, **kwargs
-                )
+                reply = self._attempt(method, url, where, **kwargs)
+            except TimeoutError as exc:
+                problem = f"{where}: {exc}"
             except requests.RequestException as exc:
-                problem = f"{method} {path}: {type(exc).__name__}"
+                problem = f"{where}: {type(exc).__name__}"
             else:
-                self._note_date(response)
-                if response.status_code < 500:
-                    self._raise_for_status(method, path, response)
-                    return response
-                problem = f"{method} {path}: HTTP {response.status_code}"
+                if reply.status < 500:
+                    _raise_for_status(reply)
+                    return reply
+                problem = f"{where}: HTTP {reply.status}"
             if attempt == 1:
                 time.sleep(1)
         raise GitHubUnavailable(f"GitHub API unreachable ({problem})")
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET with If-None-Match: a 304 answer costs no rate limit."""
-        key = path + "?" + "&".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
-        headers = {}
-        if key in self._etags:
-            headers["If-None-Match"] = self._etags[key][0]
-        response = self.request("GET", path, params=params, headers=headers)
-        if response.status_code == 304:
-            return self._etags[key][1]
-        body = response.json()
-        if response.headers.get("ETag"):
-            self._etags[key] = (response.headers["ETag"], body)
-        return body
+    def _attempt(self, method: str, url: str, where: str, **kwargs: Any) -> Reply:
+        """One try, over at timeout_seconds whatever the server does.
 
-    def _note_date(self, response: requests.Response) -> None:
-        if response.headers.get("Date"):
-            with contextlib.suppress(TypeError, ValueError):
-                self.last_date = parsedate_to_datetime(response.headers["Date"])
+        A read timeout bounds each read only: a server dripping a byte a second (headers
+        included) would hold the call for ever. So the exchange runs in a daemon thread the
+        call stops waiting for at the deadline; its connection is shut as soon as it has one.
+        """
+        timeout = self.settings.timeout_seconds
+        done: dict[str, Any] = {}
+        late = threading.Event()
+        worker = threading.Thread(
+            target=self._exchange, args=(method, url, where, kwargs, done, late), daemon=True
+        )
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            late.set()  # before looking for the response: _exchange checks after storing it
+            if "response" in done:
+                with contextlib.suppress(Exception):
+                    done["response"].raw.shutdown()
+            raise TimeoutError(f"no whole answer within {timeout:g} s")
+        if "error" in done:
+            raise done["error"]
+        return done["reply"]
 
-    def _raise_for_status(self, method: str, path: str, response: requests.Response) -> None:
-        if response.status_code < 400:
-            return
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        where: str,
+        kwargs: dict[str, Any],
+        done: dict[str, Any],
+        late: threading.Event,
+    ) -> None:
+        """_attempt's thread: send, read the body (at most MAX_BODY), leave the outcome in done."""
         try:
-            message = response.json().get("message", "")
-        except ValueError:
-            message = response.text[:200]
-        if response.status_code in (403, 429) and (
-            response.headers.get("x-ratelimit-remaining") == "0"
-            or "retry-after" in response.headers
-            or "rate limit" in message.lower()
+            with self.session.request(
+                method, url, stream=True, timeout=self.settings.timeout_seconds, **kwargs
+            ) as response:
+                done["response"] = response
+                if late.is_set():  # the caller gave up before it could shut this one
+                    return
+                body = bytearray()
+                for chunk in response.iter_content(64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_BODY:
+                        raise GitHubUnavailable(
+                            f"{where}: HTTP {response.status_code}: answer larger than {MAX_BODY} bytes"
+                        )
+                done["reply"] = Reply(
+                    where,
+                    response.status_code,
+                    response.headers,
+                    bytes(body),
+                    response.url,
+                    response.links,
+                )
+        except Exception as exc:  # handed to the caller's thread
+            done["error"] = exc
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``path`` as JSON (any shape: the caller checks it)."""
+        return self._get(self._url(path, params), lambda body: None)[0]
+
+    def _get(self, url: str, check: Check) -> tuple[Any, str | None]:
+        """GET ``url`` with If-None-Match (a 304 costs no rate limit): the body, checked, and
+        the next page's URL."""
+        cached = self._etags.get(url)
+        reply = self.request("GET", url, headers={"If-None-Match": cached[0]} if cached else {})
+        if reply.status == 304 and cached:
+            return cached[1], cached[2]
+        body = reply.json(check)
+        next_url = self._next_page(reply)
+        if reply.headers.get("ETag"):
+            self._etags[url] = (reply.headers["ETag"], body, next_url)
+        return body, next_url
+
+    def _next_page(self, reply: Reply) -> str | None:
+        """The ``rel="next"`` URL: only under api_url, where the token may go."""
+        link = reply.links.get("next", {}).get("url")
+        if link is None:
+            return None
+        url, base = urljoin(reply.url, link), urlsplit(self.settings.api_url)
+        split = urlsplit(url)
+        if (split.scheme, split.netloc) != (base.scheme, base.netloc) or not split.path.startswith(
+            base.path + "/"
         ):
-            reset = response.headers.get("retry-after") or response.headers.get("x-ratelimit-reset")
-            raise GitHubUnavailable(f"GitHub API rate limit reached (retry after/at {reset})")
-        raise GitHubError(f"{method} {path}: HTTP {response.status_code} {message}".strip())
+            raise GitHubUnavailable(
+                f"{reply.where}: HTTP {reply.status}: the next page is not under "
+                f"{self.settings.api_url}: {redact.scrub(url)[:200]!r}"
+            )
+        return url
+
+    def _pages(
+        self,
+        path: str,
+        params: dict[str, Any],
+        key: str | None,
+        item: Callable[[Any, str], None],
+        unread: list[str] | None = None,
+    ) -> Iterator[Json]:
+        """The items of a list (``body[key]``, or the body itself) page by page, checked
+        with ``item``. Past MAX_PAGES: a note in ``unread`` when given, else GitHubUnavailable
+        (a list cut short must not read as "not there")."""
+        url = self._url(path, params)
+        for _ in range(MAX_PAGES):
+            body, next_url = self._get(url, _page_check(key, item))
+            yield from body if key is None else body[key]
+            if next_url is None:
+                return
+            url = next_url
+        cut = f"GET {path}: more than {MAX_PAGES} pages, not read further"
+        if unread is None:
+            raise GitHubUnavailable(cut)
+        unread.append(cut)
 
     # -- clock -------------------------------------------------------------------------
 
     def server_time(self) -> datetime:
-        """GitHub's clock (the Date header): the one that judges the runner's tokens."""
-        self.request("GET", f"{self.settings.scope_path}/actions/runners", params={"per_page": 1})
-        assert self.last_date is not None, "GitHub sent no Date header"
-        return self.last_date.astimezone(UTC)
+        """GitHub's clock (the Date header): the one that judges the runner's tokens.
+
+        Taken only from an answer that is GitHub's (a runner list): a proxy's page and its
+        clock are not."""
+        path = f"{self.settings.scope_path}/actions/runners"
+        reply = self.request("GET", self._url(path, {"per_page": 1}))
+        reply.json(_page_check("runners", _runner))
+        date = reply.headers.get("Date", "")
+        try:
+            when = parsedate_to_datetime(date)
+        except ValueError:
+            raise GitHubUnavailable(
+                f"{reply.where}: HTTP {reply.status}: no usable Date header ({redact.scrub(date)[:60]!r})"
+            ) from None
+        # HTTP dates are GMT; parsedate_to_datetime leaves "-0000" naive.
+        return when.replace(tzinfo=when.tzinfo or UTC).astimezone(UTC)
 
     # -- runners -----------------------------------------------------------------------
 
-    def runners(self) -> list[dict[str, Any]]:
-        runners: list[dict[str, Any]] = []
-        for page in range(1, 100):
-            body = self.get_json(
-                f"{self.settings.scope_path}/actions/runners", {"per_page": 100, "page": page}
-            )
-            runners.extend(body.get("runners", []))
-            if len(runners) >= body.get("total_count", 0) or not body.get("runners"):
-                break
-        return runners
+    def runners(self, name: str | None = None) -> list[Json]:
+        """Every runner in scope (only those called ``name`` when given: GitHub filters)."""
+        params: dict[str, Any] = {"per_page": 100} | ({"name": name} if name else {})
+        path = f"{self.settings.scope_path}/actions/runners"
+        return [
+            r for r in self._pages(path, params, "runners", _runner) if name in (None, r["name"])
+        ]
 
-    def runner(self, name: str) -> dict[str, Any] | None:
+    def runner(self, name: str) -> Json | None:
         """The runner called ``name``, or None when GitHub does not know it."""
-        return next((r for r in self.runners() if r.get("name") == name), None)
+        return next(iter(self.runners(name)), None)
 
     def registration_token(self) -> str:
         return self._token("registration-token")
@@ -140,65 +287,168 @@ class GitHub:
         return self._token("remove-token")
 
     def _token(self, kind: str) -> str:
-        body = self.request("POST", f"{self.settings.scope_path}/actions/runners/{kind}").json()
-        token = body["token"]
+        reply = self.request(
+            "POST", self._url(f"{self.settings.scope_path}/actions/runners/{kind}")
+        )
+        token = reply.json(lambda body: _fields(body, {"token": str}, "answer"))["token"]
         redact.register(token)
         return token
 
     # -- queued work -------------------------------------------------------------------
 
-    def queued_jobs(self) -> list[dict[str, Any]]:
+    def queued_jobs(self) -> QueuedJobs:
         """Jobs of queued workflow runs that no runner has taken yet (repository scope only)."""
+        queued = QueuedJobs()
         if not self.settings.repository:
-            return []
-        runs = self.get_json(
-            f"{self.settings.scope_path}/actions/runs", {"status": "queued", "per_page": 100}
-        ).get("workflow_runs", [])
-        jobs = []
+            return queued
+        scope = self.settings.scope_path
+        runs = self._pages(
+            f"{scope}/actions/runs",
+            {"status": "queued", "per_page": 100},
+            "workflow_runs",
+            lambda run, what: _fields(run, {"id": int}, what),
+            queued.unread,
+        )
         for run in runs:
-            body = self.get_json(
-                f"{self.settings.scope_path}/actions/runs/{run['id']}/jobs", {"per_page": 100}
+            jobs = self._pages(
+                f"{scope}/actions/runs/{run['id']}/jobs",
+                {"per_page": 100},
+                "jobs",
+                _job,
+                queued.unread,
             )
-            jobs.extend(
-                job
-                for job in body.get("jobs", [])
-                if job.get("status") == "queued" and not job.get("runner_id")
-            )
-        return jobs
+            queued.jobs.extend(j for j in jobs if j["status"] == "queued" and not j["runner_id"])
+        return queued
 
     # -- issues ------------------------------------------------------------------------
 
-    def open_issues(self, label: str) -> list[dict[str, Any]]:
+    def open_issues(self, label: str) -> list[Json]:
         """Open issues with ``label`` (pull requests, which the endpoint also returns, dropped)."""
-        issues = self.get_json(
-            f"{self.settings.scope_path}/issues", {"state": "open", "labels": label}
+        issues = self._pages(
+            f"{self.settings.scope_path}/issues",
+            {"state": "open", "labels": label, "per_page": 100},
+            None,
+            _issue,
         )
         return [i for i in issues if "pull_request" not in i]
 
-    def create_issue(self, title: str, body: str, labels: list[str]) -> dict[str, Any]:
-        return self.request(
+    def create_issue(self, title: str, body: str, labels: list[str]) -> Json:
+        reply = self.request(
             "POST",
-            f"{self.settings.scope_path}/issues",
+            self._url(f"{self.settings.scope_path}/issues"),
             json={"title": title, "body": body, "labels": labels},
-        ).json()
+        )
+        return reply.json(lambda issue: _issue(issue, "issue"))
 
     def comment_issue(self, number: int, body: str) -> None:
-        self.request(
-            "POST", f"{self.settings.scope_path}/issues/{number}/comments", json={"body": body}
+        reply = self.request(
+            "POST",
+            self._url(f"{self.settings.scope_path}/issues/{number}/comments"),
+            json={"body": body},
         )
+        reply.json(lambda comment: _fields(comment, {"id": int}, "comment"))
 
     def close_issue(self, number: int) -> None:
-        self.request(
-            "PATCH", f"{self.settings.scope_path}/issues/{number}", json={"state": "closed"}
+        reply = self.request(
+            "PATCH",
+            self._url(f"{self.settings.scope_path}/issues/{number}"),
+            json={"state": "closed"},
         )
+        reply.json(lambda issue: _issue(issue, "issue"))
 
 
-def runner_label_names(runner: dict[str, Any]) -> set[str]:
+def _raise_for_status(reply: Reply) -> None:
+    if reply.status < 400:
+        return
+    try:
+        body = json.loads(reply.body)
+    except (ValueError, RecursionError):
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    message = redact.scrub(message)[:200] if isinstance(message, str) else reply.snippet()
+    if reply.status in (403, 429) and (
+        reply.headers.get("x-ratelimit-remaining") == "0"
+        or "retry-after" in reply.headers
+        or "rate limit" in message.lower()
+    ):
+        reset = reply.headers.get("retry-after") or reply.headers.get("x-ratelimit-reset")
+        raise GitHubUnavailable(f"GitHub API rate limit reached (retry after/at {reset})")
+    raise GitHubError(f"{reply.where}: HTTP {reply.status} {message}".strip())
+
+
+# -- the shapes callers rely on ---------------------------------------------------------
+
+
+def _fields(value: Any, shape: dict[str, type | tuple[type, ...]], what: str) -> Json:
+    """``value`` if it is an object with ``shape``'s fields and types, else ValueError."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{what}: expected an object, got {type(value).__name__}")
+    for key, kind in shape.items():
+        if key not in value:
+            raise ValueError(f"{what}: no {key!r}")
+        _typed(value[key], kind, f"{what}[{key!r}]")
+    return value
+
+
+def _typed(value: Any, kind: type | tuple[type, ...], what: str) -> None:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        raise ValueError(f"{what}: expected {names}, got {type(value).__name__}")
+
+
+def _page_check(key: str | None, item: Callable[[Any, str], None]) -> Check:
+    def check(body: Any) -> None:
+        items = body if key is None else _fields(body, {key: list}, "answer")[key]
+        _typed(items, list, "answer")
+        for index, value in enumerate(items):
+            item(value, f"{key or 'items'}[{index}]")
+
+    return check
+
+
+def _runner(value: Any, what: str) -> None:
+    shape = {"id": int, "name": str, "status": str, "busy": bool, "labels": list}
+    for index, label in enumerate(_fields(value, shape, what)["labels"]):
+        _fields(label, {"name": str}, f"{what}['labels'][{index}]")
+
+
+def _job(value: Any, what: str) -> None:
+    shape = {
+        "id": int,
+        "run_id": int,
+        "name": str,
+        "status": str,
+        "labels": list,
+        "runner_id": (int, type(None)),
+        "created_at": str,
+    }
+    job = _fields(value, shape, what)
+    for index, label in enumerate(job["labels"]):
+        _typed(label, str, f"{what}['labels'][{index}]")
+    parse_time(job["created_at"])
+
+
+def _issue(value: Any, what: str) -> None:
+    _fields(value, {"number": int, "body": (str, type(None)), "comments": int}, what)
+
+
+def runner_label_names(runner: Json) -> set[str]:
     """A runner's labels, lower-cased: GitHub matches runs-on labels case-insensitively."""
     return {label["name"].lower() for label in runner.get("labels", [])}
 
 
+def parse_time(timestamp: str) -> datetime:
+    """An ISO-8601 GitHub timestamp with its zone; ValueError for anything else."""
+    try:
+        when = datetime.fromisoformat(timestamp)
+    except (TypeError, ValueError):
+        raise ValueError(f"not an ISO-8601 time: {str(timestamp)[:40]!r}") from None
+    if when.tzinfo is None:
+        raise ValueError(f"a time without a zone: {timestamp[:40]!r}")
+    return when
+
+
 def age_minutes(timestamp: str, now: datetime | None = None) -> float:
     """Minutes since an ISO-8601 GitHub timestamp."""
-    then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    return ((now or datetime.now(UTC)) - then).total_seconds() / 60
+    return ((now or datetime.now(UTC)) - parse_time(timestamp)).total_seconds() / 60

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runner_health import redact
-from runner_health.config import GitHubSettings
 from runner_health.github import GitHub, GitHubError, GitHubUnavailable
+from tests.integration.conftest import github_at
 from tests.testbed.fake_github import FakeGitHub
 
 
@@ -20,15 +20,8 @@ def fake():
 
 
 def client(fake: FakeGitHub, token: str | None = None, timeout: float = 2) -> GitHub:
-    settings = GitHubSettings(
-        repository=f"{fake.owner}/{fake.repo}",
-        organization=None,
-        api_url=fake.url,
-        server_url=fake.url,
-        token_file=None,
-        timeout_seconds=timeout,
-    )
-    return GitHub(settings, token or fake.admin_token)
+    assert (fake.owner, fake.repo) == ("acme", "kernel-ci")
+    return github_at(fake.url, token or fake.admin_token, timeout)
 
 
 def test_unknown_runner_is_none_and_the_clock_is_githubs(fake):
@@ -65,12 +58,27 @@ def test_conditional_get_costs_no_rate_limit(fake):
     before = fake.rate_limit_remaining
     gh.runners()
     assert fake.rate_limit_remaining == before
-    assert fake.requests[-1][2] == 304
+    fake.wait_for(lambda: fake.requests[-1][2] == 304)  # recorded after it is sent
+
+
+def test_every_page_of_the_queue_is_read_and_revalidated(fake):
+    """150 queued runs: two pages linked by the fake's Link header, each with its own ETag."""
+    for _ in range(150):
+        fake.queue_job(["self-hosted"], datetime.now(UTC) - timedelta(minutes=30))
+    gh = client(fake)
+    assert len(gh.queued_jobs().jobs) == 150
+    calls = 2 + 150  # two pages of runs, then the jobs of each run
+    fake.wait_for(lambda: len(fake.requests) == calls)
+    before = fake.rate_limit_remaining
+    assert len(gh.queued_jobs().jobs) == 150
+    assert fake.rate_limit_remaining == before
+    fake.wait_for(lambda: len(fake.requests) == 2 * calls)
+    assert {status for _, _, status in fake.requests[calls:]} == {304}
 
 
 def test_queued_jobs_are_listed_with_their_labels(fake):
     fake.queue_job(["self-hosted", "kernel-6.6"], datetime.now(UTC) - timedelta(minutes=30))
-    (job,) = client(fake).queued_jobs()
+    (job,) = client(fake).queued_jobs().jobs
     assert job["labels"] == ["self-hosted", "kernel-6.6"]
     assert job["runner_id"] is None
 

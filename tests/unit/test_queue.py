@@ -2,6 +2,9 @@
 
 from datetime import UTC, datetime
 
+import pytest
+
+from runner_health.github import age_minutes
 from runner_health.queue import stuck_jobs
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -43,3 +46,10 @@ def test_reasons():
     assert "not registered" in stuck_jobs([job(["self-hosted"])], None, ["self-hosted"], 15, NOW)[0]
     line = stuck_jobs([job(["self-hosted", "KERNEL-6.6"])], RUNNER, [], 15, NOW)[0]
     assert "queued since 2026-11-28T11:00:00Z (60 min)" in line
+
+
+@pytest.mark.parametrize("garbage", ["yesterday", "", "2026-11-28T11:00:00", None, 1764327600])
+def test_a_time_that_is_no_github_timestamp_is_a_value_error(garbage):
+    """Not a TypeError or AttributeError deep in the check: zone-less times included."""
+    with pytest.raises(ValueError, match="time"):
+        age_minutes(garbage, NOW)
