@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.integration.hostile_server import Answer, HostileServer
+from tests.scripts.conftest import ROOT, write_fake
 
 pytest_plugins = ["pytester"]
 
@@ -57,6 +62,13 @@ def refusing_fix(settings):
         _count(settings.path.parent)
         raise RemediationRefused("GitHub is unreachable")
     return fix
+
+@pytest.fixture
+def counted_fix(settings):
+    return lambda: _count(settings.path.parent)
+
+# The real checks' fixes, counted and harmless.
+free_disk = sync_clock = start_vm = counted_fix
 """
 
 
@@ -262,3 +274,149 @@ def test_secrets_never_reach_the_reports(project):
     for report in Path(project.path / "reports").glob("*/*"):
         assert SECRET not in report.read_text(), report.name
     assert SECRET not in result.stdout.str()
+
+
+# -- a check that cannot observe: "error", and no fix ---------------------------------------
+
+
+def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A bin dir first on the PATH the runs inherit."""
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return bin_dir
+
+
+def configure(
+    project: pytest.Pytester, *, runner: str = "", extra: str = "", **values: str
+) -> None:
+    """The project's config with ``values`` replaced (target, api_url), ``runner`` keys added to
+    [runner] and ``extra`` tables at the end."""
+    text = CONFIG.format(lock=project.path / "lock", reports=project.path / "reports")
+    for key, value in values.items():
+        text = "\n".join(
+            f'{key} = "{value}"' if line.startswith(f"{key} = ") else line
+            for line in text.splitlines()
+        )
+    text = text.replace('name = "vm1"', f'name = "vm1"\n{runner}') + "\n" + extra
+    (project.path / "runner-health.toml").write_text(text)
+
+
+def unobserved(project: pytest.Pytester, check: str, *args: str) -> dict:
+    """Run the real ``checks/test_<check>.py``: it must end "error" with no fix run, exit 1."""
+    shutil.copy(ROOT / "checks" / f"test_{check}.py", project.path / "checks")
+    result = project.runpytest_subprocess(*(args or ("checks",)))
+    assert result.ret == 1, result.stdout.str()
+    assert calls(project) == 0
+    assert "RERUN" not in result.stdout.str()
+    (record,) = [r for r in summary(project)["checks"] if r["outcome"] != "passed"]
+    assert record["outcome"] == "error" and record["remediation"] is None, record
+    return record
+
+
+def test_check_that_cannot_observe_is_an_error_runs_no_fix_and_its_dependants_skip(project):
+    write_check(
+        project,
+        "vm",
+        "import pytest\nfrom runner_health.observe import CannotObserve\n"
+        '@pytest.mark.remediation("make_healthy")\ndef test_vm():\n'
+        '    raise CannotObserve("multipass printed nonsense")\n',
+    )
+    write_check(
+        project,
+        "service",
+        'import pytest\npytestmark = pytest.mark.needs("vm")\ndef test_service():\n    pass\n',
+    )
+    result = project.runpytest_subprocess("checks")
+    assert result.ret == 1
+    assert calls(project) == 0 and not (project.path / "healthy").exists()
+    vm, service = summary(project)["checks"]
+    assert vm["outcome"] == "error" and vm["fix_result"] is None
+    assert vm["failure"] == "could not observe (CannotObserve): multipass printed nonsense"
+    assert service["outcome"] == "skipped"
+    result.stdout.fnmatch_lines(["*ERROR*test_vm  could not observe (CannotObserve)*"])
+
+
+def test_disk_check_on_a_mistyped_runner_directory_runs_no_cleanup(project):
+    configure(
+        project,
+        runner='directory = "/nonexistent/typo"',
+        extra="[thresholds]\ndisk_free_gib = 0\ndisk_free_percent = 0\n",
+    )
+    record = unobserved(project, "disk")
+    assert record["nodeid"].endswith("[work]")
+    assert "df -P -B1 /nonexistent/typo` exited" in record["failure"]
+
+
+def test_clock_check_refused_by_github_runs_no_clock_fix(project):
+    with HostileServer() as github:
+        github.on(
+            "/repos/acme/kernel-ci/actions/runners", Answer(401, {"message": "Bad credentials"})
+        )
+        configure(project, api_url=github.url)
+        record = unobserved(project, "clock", "checks/test_clock.py::test_clock_matches_github")
+    assert "could not observe (GitHubError)" in record["failure"] and "401" in record["failure"]
+
+
+def test_vm_check_reading_garbage_from_multipass_starts_nothing(project, tmp_path, monkeypatch):
+    write_fake(fake_bin(tmp_path, monkeypatch), "multipass", "echo 'Starting... {not json'")
+    configure(project, target="multipass://vm1")
+    record = unobserved(project, "vm")
+    assert "could not observe (MultipassError)" in record["failure"]
+
+
+# -- reports -------------------------------------------------------------------------------
+
+
+def test_a_given_reports_dir_is_never_pruned_around(project):
+    write_check(project, "thing", HEALABLE)
+    (project.path / "healthy").touch()
+    configure(project, extra="keep = 1\n")  # appended to [reports]
+    mine = project.path / "mine"
+    for name in ("2023-taxes", "2024-photos"):
+        (mine / name).mkdir(parents=True)
+        (mine / name / "receipt.pdf").write_text("keep me")
+    for _ in range(2):
+        assert project.runpytest_subprocess("checks", "--reports-dir", mine / "health").ret == 0
+    assert sorted(p.name for p in mine.iterdir()) == ["2023-taxes", "2024-photos", "health"]
+    assert (mine / "2023-taxes" / "receipt.pdf").read_text() == "keep me"
+
+
+# -- a fix that reboots the machine runner-health runs on ------------------------------------
+
+
+def test_local_reboot_waits_until_the_reports_are_written(project, tmp_path, monkeypatch):
+    bin_dir = fake_bin(tmp_path, monkeypatch)
+    seen = tmp_path / "seen-at-reboot"
+    write_fake(bin_dir, "update-grub", "exit 0")
+    write_fake(
+        bin_dir,
+        "systemctl",
+        '[ "$1" = reboot ] || exit 3\n'
+        "for f in report.html junit.xml summary.json; do\n"
+        f'  if ls {project.path}/reports/*/"$f" >/dev/null 2>&1; then echo "$f"; fi\n'
+        f"done >> {seen}\necho reboot >> {seen}",
+    )
+    grub = tmp_path / "grub"
+    grub.write_text('GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX="console=ttyS0"\n')
+    project.makeconftest(
+        'pytest_plugins = ["runner_health.plugin", "remediations.bpf_lsm"]\n'
+        f"import runner_health.bpf_lsm\nrunner_health.bpf_lsm.GRUB = {str(grub)!r}\n"
+    )
+    configure(project, extra="[remediation]\napply_bpf_lsm_fix = true\n")
+    write_check(
+        project,
+        "bpf_lsm",
+        'import pytest\n@pytest.mark.remediation("enable_bpf_lsm")\n'
+        'def test_bpf_lsm_active():\n    assert False, "bpf is not an active LSM"\n',
+    )
+    result = project.runpytest_subprocess("checks", timeout=120)
+    assert seen.read_text().split() == ["report.html", "junit.xml", "summary.json", "reboot"]
+    assert (
+        'GRUB_CMDLINE_LINUX="console=ttyS0 lsm=lockdown,capability,landlock,yama,apparmor,bpf"'
+        in grub.read_text()
+    )
+    record = summary(project)["checks"][0]
+    assert record["fix_result"] == "done"
+    assert any("after the reports are written: systemctl reboot" in s for s in record["steps"])
+    result.stdout.fnmatch_lines(["*after the reports: $ systemctl reboot -> exit 0"])
