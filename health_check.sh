@@ -22,8 +22,9 @@ Usage: health_check.sh [--status | --recover | --dry-run] [-- PYTEST-ARGS...]
 The config comes from --config, $RUNNER_HEALTH_CONFIG, ./runner-health.toml or
 /etc/runner-health/config.toml (see runner-health.example.toml).
 
-Exit status (pytest's): 0 healthy, 1 unhealthy, 4 usage or config error, 6 another run holds
-the lock, 7 something failed and was healed.
+Exit status (pytest's): 0 healthy, 1 unhealthy, 4 usage or config error (an unsafe lock file
+too), 6 another run holds the lock, 7 something failed and was healed, 8 the lock is held longer
+than a run can last (stale: no run can heal anything).
 
 Environment: RUNNER_HEALTH_VENV (default: .venv next to this script), RUNNER_HEALTH_LOG (cron
 log, default /var/log/runner-health.log), SYSTEMD_DIR (default /etc/systemd/system).
@@ -182,8 +183,8 @@ ConditionPathExists=|$(unit_path "$HERE")/runner-health.toml
 [Service]
 Type=oneshot
 ExecStart=/usr/bin/env bash $(exec_arg "$SELF")
-# 6: another run holds the lock; 7: something failed and was healed. 1 (unhealthy) stays a
-# failure, so systemctl --failed shows it.
+# 6: another run holds the lock; 7: something failed and was healed. 1 (unhealthy) and 8 (a
+# stale lock: no run can heal) stay failures, so systemctl --failed shows them.
 SuccessExitStatus=6 7
 TimeoutStartSec=20min
 EOF

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from runner_health.exitcodes import ExitCode
 from tests.scripts.conftest import (
     ROOT,
     cron_command,
@@ -123,6 +124,9 @@ def test_install_timer_twice_is_idempotent(tmp_path, fakes, env):
     timer = (tmp_path / "systemd" / "runner-health.timer").read_text()
     assert f'ExecStart=/usr/bin/env bash "{SCRIPT}"' in service
     assert "Type=oneshot" in service
+    # Busy (6) and healed (7) are fine; unhealthy (1) and a stale lock (8) are failures.
+    (success,) = unit_values(service, "SuccessExitStatus")
+    assert success.split() == [str(ExitCode.LOCKED.value), str(ExitCode.HEALED.value)]
     assert "OnCalendar=*:0/5" in timer
     assert "WantedBy=timers.target" in timer
     assert calls(fakes, "systemctl") == [
@@ -336,6 +340,13 @@ def test_exit_status_is_pytests(status, fakes, fake_venv):
     venv_env, _ = fake_venv
     result = health_check([], fakes, {**venv_env, "FAKE_PYTEST_STATUS": str(status)})
     assert result.returncode == status
+
+
+def test_help_lists_every_exit_status_of_a_run(fakes):
+    exit_status = health_check(["--help"], fakes, {}).stdout.split("Exit status")[1]
+    for code in ExitCode:
+        if code not in (ExitCode.INTERRUPTED, ExitCode.INTERNAL_ERROR, ExitCode.NO_CHECKS):
+            assert f" {code.value} " in exit_status, code
 
 
 @pytest.mark.parametrize(
