@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
@@ -102,24 +101,18 @@ def marker(runner: str, state: str) -> str:
 
 def written_by(item: dict[str, Any], author: str) -> bool:
     """Whether ``author`` wrote this issue or comment (GitHub logins ignore case)."""
-    return str((item.get("user") or {}).get("login", "")).casefold() == author.casefold()
+    login = (item.get("user") or {}).get("login")
+    return login is not None and login.casefold() == author.casefold()
 
 
 def last_state(gh: GitHub, issue: dict[str, Any], runner: str, author: str) -> str | None:
     """The state in the newest marker for ``runner``, in ``author``'s comments (newest first)
     then the issue's body."""
     bodies = [issue.get("body") or ""]
-    count = int(issue.get("comments") or 0)
-    if count:
-        path = f"{gh.settings.scope_path}/issues/{issue['number']}/comments"
-        last_page = max(1, math.ceil(count / 100))
-        for page in (last_page - 1, last_page):
-            if page >= 1:
-                bodies += [
-                    c.get("body") or ""
-                    for c in gh.get_json(path, {"per_page": 100, "page": page})
-                    if written_by(c, author)
-                ]
+    if issue.get("comments"):
+        bodies += [
+            c["body"] or "" for c in gh.issue_comments(issue["number"]) if written_by(c, author)
+        ]
     for body in reversed(bodies):
         for match in reversed(list(MARKER.finditer(body))):
             if match["runner"] == runner:

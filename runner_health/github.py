@@ -340,6 +340,11 @@ class GitHub:
         )
         return reply.json(lambda issue: _issue(issue, "issue"))
 
+    def issue_comments(self, number: int) -> list[Json]:
+        """An issue's comments, oldest first, each with its author (``user``)."""
+        path = f"{self.settings.scope_path}/issues/{number}/comments"
+        return list(self._pages(path, {"per_page": 100}, None, _comment))
+
     def comment_issue(self, number: int, body: str) -> None:
         reply = self.request(
             "POST",
@@ -429,8 +434,20 @@ def _job(value: Any, what: str) -> None:
     parse_time(job["created_at"])
 
 
+def _written(value: Any, shape: dict[str, type | tuple[type, ...]], what: str) -> None:
+    """An issue or a comment: ``shape``, and its author when given (``user``: an object with a
+    login, or null for a deleted account)."""
+    _fields(value, shape, what)
+    if value.get("user") is not None:
+        _fields(value["user"], {"login": str}, f"{what}['user']")
+
+
 def _issue(value: Any, what: str) -> None:
-    _fields(value, {"number": int, "body": (str, type(None)), "comments": int}, what)
+    _written(value, {"number": int, "body": (str, type(None)), "comments": int}, what)
+
+
+def _comment(value: Any, what: str) -> None:
+    _written(value, {"body": (str, type(None))}, what)
 
 
 def runner_label_names(runner: Json) -> set[str]:
