@@ -20,7 +20,7 @@ def enable_bpf_lsm(target, runner_install, settings, steps):
             raise RemediationRefused(
                 "not applied automatically (it reboots the VM).\n" + bpf_lsm.fix_instructions(lsm)
             )
-        if not bpf_lsm.LSM_LIST.fullmatch(lsm):
+        if not bpf_lsm.LSM_NAMES.fullmatch(lsm):
             raise RemediationRefused(bpf_lsm.fix_instructions(lsm))
         if runner_install.job_running():
             raise RemediationRefused("a job is running: not rebooting under it")

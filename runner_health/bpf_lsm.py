@@ -13,12 +13,13 @@ import shlex
 
 from testinfra.host import Host
 
+from runner_health.config import LSM_LIST
 from runner_health.observe import read
 
 GRUB = "/etc/default/grub"
 # GRUB copies the kernel command line into grub.cfg, a script it parses at boot: only LSM
 # names (and the commas between them) may go there.
-LSM_LIST = re.compile(r"[a-z0-9_]+(,[a-z0-9_]+)*")
+LSM_NAMES = re.compile(LSM_LIST)
 
 
 def active(host: Host) -> list[str]:
@@ -41,7 +42,7 @@ def set_lsm_command(lsm: str, grub: str) -> str:
 
 def fix_instructions(lsm: str) -> str:
     """The exact manual fix, for the report (an automatic one is opt-in: it reboots the VM)."""
-    if not LSM_LIST.fullmatch(lsm):
+    if not LSM_NAMES.fullmatch(lsm):
         return f"Fix: set remediation.lsm to comma-separated LSM names (it is {lsm!r})."
     return (
         "Fix (needs a reboot; runner-health applies it only with remediation.apply_bpf_lsm_fix = true):\n"

@@ -39,7 +39,8 @@ _URL = rf"https?://{_HOST}(?:/[A-Za-z0-9._~/-]*)?"  # no credentials, query or f
 _TARGET = rf"local://|multipass://(?:{_INSTANCE})?|ssh://(?:{_USER}@)?{_HOST}"
 # config.sh --labels splits on ',' and drops a value starting with '-': visible ASCII but ','.
 _LABEL = r"(?!-)[!-+\--~]{1,256}"
-_LSM = r"[a-z0-9_]+(?:,[a-z0-9_]+)*"  # the kernel's lsm= list
+# The kernel's lsm= list; also the only thing bpf_lsm writes to GRUB (parsed again at boot).
+LSM_LIST = r"[a-z0-9_]+(?:,[a-z0-9_]+)*"
 _CONTROL = r"[\x00-\x1f\x7f-\x9f]"
 
 
@@ -416,7 +417,7 @@ def _remediation(table: _Table) -> RemediationSettings:
     lsm = _matching(
         table,
         "lsm",
-        _LSM,
+        LSM_LIST,
         "a comma-separated list of LSM names (a-z, 0-9, '_')",
         "lockdown,capability,landlock,yama,apparmor,bpf",
     )
