@@ -5,8 +5,8 @@
 
 A check fails (an ``assert``) only on a fact it observed. When the reading itself failed
 (a command exited non-zero or timed out, GitHub refused or could not be reached, a tool
-printed something unparseable) the check raises ``CannotObserve``; ``GitHubError`` and
-``CommandTimeout`` count the same. The healing hook then records the check as "error" with
+printed something unparseable) the check raises ``CannotObserve``; ``GitHubError``,
+``CommandTimeout`` and ``TargetUnreachable`` (ssh could not connect) count the same. The healing hook then records the check as "error" with
 the reason and runs no remediation: a fix chosen on a reading nobody made is a guess.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from testinfra.host import Host
 
 from runner_health.github import GitHubError
-from runner_health.targets import CommandTimeout, run
+from runner_health.targets import CommandTimeout, TargetUnreachable, run
 
 
 class CannotObserve(Exception):
@@ -23,7 +23,12 @@ class CannotObserve(Exception):
 
 
 # Every error that means "could not observe" (the healing hook's rule).
-UNOBSERVABLE: tuple[type[Exception], ...] = (CannotObserve, GitHubError, CommandTimeout)
+UNOBSERVABLE: tuple[type[Exception], ...] = (
+    CannotObserve,
+    GitHubError,
+    CommandTimeout,
+    TargetUnreachable,
+)
 
 
 def read(host: Host, command: str, *, timeout: float = 30) -> str:

@@ -106,8 +106,25 @@ class LocalBackend(_TimedStdinMixin, local.LocalBackend):
     """The runner VM itself (cron/timer on the VM)."""
 
 
+class TargetUnreachable(RuntimeError):
+    """The command never ran: ssh itself failed (no route, refused, bad key)."""
+
+
 class SshBackend(_TimedStdinMixin, ssh.SshBackend):
     """The VM over SSH; pass --ssh-config with a ControlPath so one connection serves all."""
+
+    def run_ssh(self, command: str) -> base.CommandResult:
+        # testinfra raises a bare RuntimeError(CommandResult) when ssh exits 255.
+        try:
+            return super().run_ssh(command)
+        except CommandTimeout:
+            raise
+        except RuntimeError as exc:
+            result = exc.args[0] if exc.args else None
+            stderr = getattr(result, "stderr", "").strip()[-300:]
+            raise TargetUnreachable(
+                f"ssh to {self.host.name} failed (exit 255): {stderr}"
+            ) from None
 
 
 class MultipassBackend(_TimedStdinMixin, base.BaseBackend):

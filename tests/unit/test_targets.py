@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from runner_health.lock import take
-from runner_health.targets import CommandTimeout, record_children_in, run, target
+from runner_health.observe import UNOBSERVABLE
+from runner_health.targets import (
+    CommandTimeout,
+    TargetUnreachable,
+    record_children_in,
+    run,
+    target,
+)
 
 
 def test_timeout_kills_the_command_and_says_so():
@@ -151,3 +158,15 @@ def test_the_next_run_waits_for_what_a_killed_run_left_then_kills_it(tmp_path, k
     (note,) = lock.notes
     assert re.search(r"leaving process group \d+ running \(sleep\): waited \d+s", note)
     assert note.endswith("then killed it")
+
+
+def test_ssh_that_cannot_connect_is_unreachable_not_a_bare_runtime_error(tmp_path, monkeypatch):
+    fake = tmp_path / "ssh"
+    fake.write_text(
+        "#!/bin/sh\necho 'ssh: connect to host vm port 22: Connection refused' >&2\nexit 255\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(TargetUnreachable, match=r"ssh to vm failed.*Connection refused"):
+        run(target("ssh://runner@vm"), "true", timeout=10)
+    assert issubclass(TargetUnreachable, UNOBSERVABLE)
