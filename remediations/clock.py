@@ -4,13 +4,15 @@ import pytest
 
 from remediations.service import ensure_running
 from runner_health import clock
+from runner_health.config import Settings
 from runner_health.github import GitHub
 from runner_health.runner import RunnerInstall
 from runner_health.steps import RemediationFailed, Steps
 
 
-def sync(target, github: GitHub, install: RunnerInstall, steps: Steps, limit: float) -> None:
+def sync(target, github: GitHub, install: RunnerInstall, settings: Settings, steps: Steps) -> None:
     """makestep (or a timesyncd restart); if the time source is unreachable, GitHub's clock."""
+    limit = settings.thresholds.max_clock_offset_seconds
     daemon = clock.time_daemon(target)
     if daemon is None:
         daemon = "chrony" if target.exists("chronyc") else "systemd-timesyncd"
@@ -33,7 +35,7 @@ def sync(target, github: GitHub, install: RunnerInstall, steps: Steps, limit: fl
         steps.run(f"date -u -s @{epoch:.0f}", why="set the clock from GitHub's Date header")
         steps.wait_until(in_line, "the VM clock is within the limit of GitHub's", timeout=10)
     if install.unit() and install.registration() is not None and not install.listener_running():
-        ensure_running(install, steps, why="the runner gave up while the clock was off")
+        ensure_running(install, settings, steps, why="the runner gave up while the clock was off")
     # After a boot or a step, the daemon needs a few polls before it calls itself synchronised.
     steps.wait_until(
         lambda: clock.synchronised(target, daemon), f"{daemon} is synchronised", timeout=60
@@ -42,6 +44,4 @@ def sync(target, github: GitHub, install: RunnerInstall, steps: Steps, limit: fl
 
 @pytest.fixture
 def sync_clock(target, github, runner_install, steps, settings):
-    return lambda: sync(
-        target, github, runner_install, steps, settings.thresholds.max_clock_offset_seconds
-    )
+    return lambda: sync(target, github, runner_install, settings, steps)

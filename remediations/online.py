@@ -32,9 +32,7 @@ def diagnose_offline(target, github, runner_install, settings, steps, free_disk)
             return
         if abs(offset) > settings.thresholds.max_clock_offset_seconds or causes[-1:] == ["clock"]:
             steps.note(f"diagnosis: clock skew (VM is {offset:+.0f}s off GitHub)")
-            sync(
-                target, github, runner_install, steps, settings.thresholds.max_clock_offset_seconds
-            )
+            sync(target, github, runner_install, settings, steps)
         elif causes[-1:] == ["deprecated"]:
             raise RemediationRefused(
                 "the runner version is deprecated: update actions/runner (see the version check)"
@@ -52,7 +50,7 @@ def diagnose_offline(target, github, runner_install, settings, steps, free_disk)
                 return
             except RemediationFailed:
                 steps.note("the listener runs but GitHub still shows the runner offline")
-        ensure_running(runner_install, steps, why="bring the listener back to GitHub")
+        ensure_running(runner_install, settings, steps, why="bring the listener back to GitHub")
         steps.wait_until(
             online,
             f"GitHub shows {name!r} online",

@@ -2,7 +2,9 @@
 
 Safety: the registration token is fetched before anything is touched, so when GitHub
 can't be reached (or refuses) nothing changes; a busy runner is never reconfigured. The
-token reaches config.sh on stdin as ACTIONS_RUNNER_INPUT_TOKEN, never in argv.
+token reaches config.sh on stdin as ACTIONS_RUNNER_INPUT_TOKEN, never in argv. config.sh runs
+as the runner user; the service is removed and installed by runner_health.unit (systemctl),
+never by the runner's svc.sh, which any job can rewrite.
 """
 
 import shlex
@@ -13,6 +15,7 @@ from runner_health.github import GitHub, GitHubError
 from runner_health.runner import RunnerInstall
 from runner_health.steps import RemediationFailed, RemediationRefused, Steps
 from runner_health.targets import as_user, run
+from runner_health.unit import install_unit, uninstall_unit
 
 
 def reconfigure(github: GitHub, install: RunnerInstall, settings, steps: Steps) -> None:
@@ -29,12 +32,9 @@ def reconfigure(github: GitHub, install: RunnerInstall, settings, steps: Steps) 
         raise RemediationFailed(
             f"no runner at {install.directory} (config.sh missing): run provision/setup.sh"
         )
-    if install.unit():
-        steps.run(f"cd {directory} && ./svc.sh stop", why="stop the service before reconfiguring")
-        steps.run(
-            f"cd {directory} && ./svc.sh uninstall",
-            why="config.sh remove refuses while the service is installed",
-        )
+    install.unit()  # a .service naming anything but this runner's unit: refused (UnsafeUnit)
+    for unit in install.installed_units():  # the one .service names, and any it lost track of
+        uninstall_unit(install, unit, steps)
     if install.registration() is not None:
         steps.run(
             as_user(install.user, f"cd {directory} && ./config.sh remove --local"),
@@ -50,10 +50,8 @@ def reconfigure(github: GitHub, install: RunnerInstall, settings, steps: Steps) 
         why="register with a fresh token (on stdin)",
         stdin=token + "\n",
     )
-    steps.run(
-        f"cd {directory} && ./svc.sh install {shlex.quote(install.user)}", why="install the service"
-    )
-    steps.run(f"cd {directory} && ./svc.sh start", why="start the runner")
+    unit = install_unit(install, settings, steps, why="install the service")
+    steps.run(f"systemctl start {shlex.quote(unit)}", why="start the runner")
 
     def online() -> bool:
         runner = github.runner(name)

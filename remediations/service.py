@@ -4,13 +4,19 @@ import shlex
 
 import pytest
 
+from runner_health.config import Settings
 from runner_health.runner import RunnerInstall
 from runner_health.steps import RemediationRefused, Steps
 from runner_health.targets import run
+from runner_health.unit import install_unit
 
 
-def ensure_running(install: RunnerInstall, steps: Steps, why: str) -> None:
-    """Get Runner.Listener running under its systemd unit; install the unit if it is missing."""
+def ensure_running(install: RunnerInstall, settings: Settings, steps: Steps, why: str) -> None:
+    """Get Runner.Listener running under its systemd unit; install the unit if it is missing.
+
+    Only systemctl, on the unit RunnerInstall.unit() validated: never the runner's svc.sh,
+    which any job can rewrite (runner_health.unit).
+    """
     if install.registration() is None:
         raise RemediationRefused(
             "the runner is not configured (.runner missing): the registration fix must run first"
@@ -19,14 +25,9 @@ def ensure_running(install: RunnerInstall, steps: Steps, why: str) -> None:
         raise RemediationRefused(
             "a job is running (Runner.Worker): the service is not restarted under it"
         )
-    directory = shlex.quote(install.directory)
     unit = install.unit()
     if unit is None:
-        steps.run(
-            f"cd {directory} && ./svc.sh install {shlex.quote(install.user)}",
-            why="the service is not installed",
-        )
-        unit = install.unit() or "the runner unit"
+        unit = install_unit(install, settings, steps, why="the service is not installed")
     if run(install.host, f"systemctl is-active --quiet {shlex.quote(unit)}", timeout=30).rc == 0:
         # Active but not serving (listener gone or hung). KillMode=process would leave a hung
         # listener behind, holding the session; no job runs (checked above), so nothing is lost.
@@ -39,5 +40,7 @@ def ensure_running(install: RunnerInstall, steps: Steps, why: str) -> None:
 
 
 @pytest.fixture
-def start_runner_service(runner_install, steps):
-    return lambda: ensure_running(runner_install, steps, why="the runner service is not running")
+def start_runner_service(runner_install, settings, steps):
+    return lambda: ensure_running(
+        runner_install, settings, steps, why="the runner service is not running"
+    )

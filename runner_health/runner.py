@@ -28,7 +28,8 @@ SYSTEMD_DIR = "/etc/systemd/system"
 # the org with every character outside [0-9a-zA-Z._-] turned into "-", spaces in the whole
 # name become "_", and a name over 150 characters is cut and given a -NNNN suffix
 # (actions/runner: ServiceControlManager.CalculateServiceName, SystemdControlManager.cs,
-# systemd.svc.sh.template). Runner names are letters, digits, ".", "_" and "-" (config.py).
+# systemd.svc.sh.template; runner_health.unit.unit_name computes it). Runner names are
+# letters, digits, ".", "_" and "-" (config.py).
 UNIT_NAME = re.compile(r"actions\.runner\.[0-9A-Za-z._-]+\.[0-9A-Za-z._-]+\.service")
 UNIT_NAME_MAX = 150
 
@@ -39,6 +40,10 @@ class UnsafeUnit(RemediationRefused):
     The runner user (so every job) can write ``.service``, and root stops, kills and restarts
     the unit it names: every fix that reads it refuses, and the service check fails.
     """
+
+
+class NotRegularFile(Exception):
+    """A runner file root was to read is a link, a FIFO, a folder...: it is not read."""
 
 
 # What the runner itself writes, by cause. Each pattern matches from the start of one line in
@@ -145,40 +150,54 @@ class RunnerInstall:
         self.user = user
         self.systemd_dir = systemd_dir
 
-    def _read(self, name: str) -> str | None:
-        path = shlex.quote(f"{self.directory}/{name}")
-        result = run(self.host, as_root(self.host, f"cat {path}"), timeout=30)
-        return result.stdout if result.rc == 0 else None
+    def _read(self, name: str, kib: int) -> str | None:
+        """The first ``kib`` KiB of ``name`` in the runner directory; None when it is missing.
+
+        Root reads it, and the runner user (so every job) can replace it: never through a link
+        (root reading, say, /etc/shadow into the report) and never blocking on a FIFO.
+        NotRegularFile when it is anything but a regular file.
+        """
+        path = f"{self.directory}/{name}"
+        quoted = shlex.quote(path)
+        read = (
+            f"[ -e {quoted} ] || [ -L {quoted} ] || exit 10; "
+            f"[ -f {quoted} ] && [ ! -L {quoted} ] || exit 11; "
+            f"exec dd if={quoted} iflag=nofollow,nonblock bs=1024 count={kib} status=none"
+        )
+        result = run(self.host, as_root(self.host, read), timeout=30)
+        if result.rc == 10:
+            return None
+        if result.rc != 0:
+            raise NotRegularFile(f"{path} is not a regular file (a link?)")
+        return _text(result)
 
     def registration(self) -> dict[str, Any] | None:
-        """The parsed ``.runner`` file (None when the runner is not configured)."""
-        text = self._read(".runner")
+        """The parsed ``.runner`` file: None when the runner is not configured, {} when it is
+        not a registration (not JSON, or not a regular file: never read through a link)."""
+        try:
+            text = self._read(".runner", kib=64)
+        except NotRegularFile:
+            return {}
         if text is None:
             return None
         try:
-            return json.loads(text.lstrip("\ufeff"))
+            registration = json.loads(text.lstrip("\ufeff"))
         except ValueError:
             return {}
+        return registration if isinstance(registration, dict) else {}
 
     def unit(self) -> str | None:
-        """The systemd unit svc.sh installed (read, never computed: long names get a suffix).
+        """The runner's systemd unit, as ``.service`` names it (svc.sh or unit.install_unit).
 
         None when ``.service`` is missing or empty: the service is not installed. UnsafeUnit
-        unless it names a runner unit (UNIT_NAME) whose unit file is a regular file in the
-        systemd directory.
+        unless it names one of installed_units(): a job can write any name in there, and root
+        stops, kills and restarts the unit it names.
         """
         path = f"{self.directory}/.service"
-        quoted = shlex.quote(path)
-        # Never through a link (root reading, say, /etc/shadow into the report): refused.
-        read = (
-            f"[ -e {quoted} ] || [ -L {quoted} ] || exit 0; "
-            f"[ -f {quoted} ] && [ ! -L {quoted} ] || exit 3; "
-            f"dd if={quoted} iflag=nofollow,nonblock bs=1024 count=1 status=none"
-        )
-        result = run(self.host, as_root(self.host, read), timeout=30)
-        if result.rc != 0:
-            raise UnsafeUnit(f"{path} is not a regular file (a link?): refusing to act on it")
-        name = _text(result).strip()
+        try:
+            name = (self._read(".service", kib=1) or "").strip()
+        except NotRegularFile as exc:
+            raise UnsafeUnit(f"{exc}: refusing to act on it") from None
         if not name:
             return None
         if len(name) > UNIT_NAME_MAX or not UNIT_NAME.fullmatch(name):
@@ -186,14 +205,25 @@ class RunnerInstall:
                 f"{path} names {name[:UNIT_NAME_MAX]!r}, not a runner unit "
                 "(actions.runner.<scope>.<name>.service): refusing to act on it"
             )
-        unit_file = f"{self.systemd_dir}/{name}"
-        check = f"[ -f {shlex.quote(unit_file)} ] && [ ! -L {shlex.quote(unit_file)} ]"
-        if run(self.host, as_root(self.host, check), timeout=30).rc != 0:
+        if name not in self.installed_units():
             raise UnsafeUnit(
-                f"{path} names {name}, but {unit_file} is missing or not a regular file "
-                "(a link?): refusing to act on it"
+                f"{path} names {name}, but {self.systemd_dir}/{name} is missing, not a regular "
+                f"file (a link?) or not the unit of {self.directory} (WorkingDirectory=): "
+                "refusing to act on it"
             )
         return name
+
+    def installed_units(self) -> list[str]:
+        """The runner units installed for this runner directory: regular files (never links)
+        in the systemd directory, named like a runner unit, with WorkingDirectory= this one."""
+        working = shlex.quote(f"WorkingDirectory={self.directory}")
+        find = (
+            f"find {shlex.quote(self.systemd_dir)} -maxdepth 1 -type f "
+            f"-name 'actions.runner.*.service' -exec grep -l -x -F -e {working} -- {{}} +"
+        )
+        found = run(self.host, as_root(self.host, find), timeout=30).stdout.splitlines()
+        names = (path.rsplit("/", 1)[-1] for path in found)
+        return sorted(n for n in names if len(n) <= UNIT_NAME_MAX and UNIT_NAME.fullmatch(n))
 
     # -x matches the process name (the runner's binaries are called so), not command lines:
     # neither the shell running pgrep nor a `tail ... Runner.Worker` counts.

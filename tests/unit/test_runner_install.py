@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,9 +16,11 @@ import pytest
 
 from remediations.registration import reconfigure
 from remediations.service import ensure_running
-from runner_health.runner import RunnerInstall, UnsafeUnit
+from runner_health.config import Settings, load
+from runner_health.runner import UNIT_NAME, RunnerInstall, UnsafeUnit
 from runner_health.steps import RemediationRefused, Steps
 from runner_health.targets import target
+from runner_health.unit import scope_of, unit_name
 from tests.scripts.conftest import write_fake
 
 UNIT = "actions.runner.acme-kernel-ci.assay-bpf-runner.service"
@@ -41,7 +44,7 @@ def install(
     (runner / ".service").write_bytes(data)
     name = data.decode("utf-8", "replace").strip()
     if unit_file and name and "/" not in name:
-        (systemd / name).write_text("[Service]\n")
+        (systemd / name).write_text(f"[Service]\nWorkingDirectory={runner}\n")
     return RunnerInstall(target("local://"), str(runner), "github-runner", systemd_dir=str(systemd))
 
 
@@ -96,6 +99,54 @@ def test_a_missing_unit_file_is_refused(dirs):
         install(dirs, UNIT, unit_file=False).unit()
 
 
+def test_the_unit_of_another_runner_directory_is_refused(dirs, tmp_path):
+    """Two runners on one machine: a job of one names the other's unit in .service."""
+    (dirs[1] / UNIT).write_text(f"[Service]\nWorkingDirectory={tmp_path}/other-runner\n")
+    with pytest.raises(UnsafeUnit, match=f"not the unit of {dirs[0]} \\(WorkingDirectory=\\)"):
+        install(dirs, UNIT, unit_file=False).unit()
+
+
+# -- .runner: read as root, but never through a link ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, parsed",
+    [
+        ('\ufeff{"agentName": "assay-bpf-runner"}', {"agentName": "assay-bpf-runner"}),
+        ("not json", {}),
+        ('["agentName"]', {}),  # JSON, but not a registration
+    ],
+)
+def test_runner_file_is_parsed(dirs, text, parsed):
+    (dirs[0] / ".runner").write_text(text, encoding="utf-8")
+    runner = RunnerInstall(target("local://"), str(dirs[0]), "github-runner", str(dirs[1]))
+    assert runner.registration() == parsed
+
+
+def test_a_runner_file_that_is_a_link_is_not_read(dirs, tmp_path):
+    """A job points .runner at a root-only file (here JSON, so it would parse): not read."""
+    secret = tmp_path / "root-only.json"
+    secret.write_text('{"agentName": "assay-bpf-runner", "token": "s3cret-root-only"}')
+    secret.chmod(0o600)
+    (dirs[0] / ".runner").unlink()
+    (dirs[0] / ".runner").symlink_to(secret)
+    runner = RunnerInstall(target("local://"), str(dirs[0]), "github-runner", str(dirs[1]))
+    assert runner.registration() == {}  # present, but not a registration: reconfigured
+
+
+def test_a_runner_file_that_is_a_fifo_does_not_block(dirs):
+    (dirs[0] / ".runner").unlink()
+    os.mkfifo(dirs[0] / ".runner")
+    runner = RunnerInstall(target("local://"), str(dirs[0]), "github-runner", str(dirs[1]))
+    assert runner.registration() == {}
+
+
+def test_no_runner_file_means_not_configured(dirs):
+    (dirs[0] / ".runner").unlink()
+    runner = RunnerInstall(target("local://"), str(dirs[0]), "github-runner", str(dirs[1]))
+    assert runner.registration() is None
+
+
 def test_a_service_file_that_is_a_link_is_not_read(dirs, tmp_path):
     secret = tmp_path / "shadow"
     secret.write_text("root:$y$j9T$secret-hash:19000:0:99999:7:::\n")
@@ -127,27 +178,42 @@ def test_the_service_check_fails_naming_the_value(dirs):
 
 @pytest.fixture
 def fake_path(tmp_path, monkeypatch) -> Path:
-    """systemctl and pgrep (no job runs) as fakes first on PATH; their calls go to the log."""
+    """Fakes first on PATH, their calls in the log: systemctl (every unit inactive), pgrep (a
+    listener, no job) and sudo (runs the command as is: this test is root already)."""
     bin_dir = tmp_path / "fakebin"
     bin_dir.mkdir()
     log = tmp_path / "fake.log"
     log.touch()
-    write_fake(bin_dir, "systemctl", "exit 0")
-    write_fake(bin_dir, "pgrep", "exit 1")
+    write_fake(bin_dir, "systemctl", '[ "$1" != is-active ] || exit 3')
+    write_fake(bin_dir, "pgrep", '[ "$2" = Runner.Listener ]')
+    write_fake(
+        bin_dir, "sudo", 'while [[ $1 == -* ]]; do [[ $1 == -u ]] && shift; shift; done\nexec "$@"'
+    )
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_LOG", str(log))
     return log
+
+
+@pytest.fixture
+def settings(dirs, tmp_path) -> Settings:
+    """runner-health's config for the runner in ``dirs``: a repository runner on github.com."""
+    config = tmp_path / "runner-health.toml"
+    config.write_text(
+        '[github]\nrepository = "acme/kernel-ci"\n'
+        f'[runner]\nname = "assay-bpf-runner"\ndirectory = "{dirs[0]}"\nuser = "github-runner"\n'
+    )
+    return load(config)
 
 
 def steps_on(runner: RunnerInstall) -> Steps:
     return Steps(runner.host, dry_run=False, echo=lambda line: None)
 
 
-def test_the_service_fix_refuses_and_leaves_ssh_alone(dirs, fake_path):
+def test_the_service_fix_refuses_and_leaves_ssh_alone(dirs, fake_path, settings):
     runner = install(dirs, "ssh.service\n")
     steps = steps_on(runner)
     with pytest.raises(RemediationRefused, match=r"'ssh\.service'"):
-        ensure_running(runner, steps, why="the runner service is not running")
+        ensure_running(runner, settings, steps, why="the runner service is not running")
     assert "systemctl" not in fake_path.read_text()
     assert steps.lines == []
 
@@ -171,3 +237,213 @@ def test_the_runner_log_skips_the_journal_of_a_unit_that_is_not_the_runners(dirs
     log = install(dirs, "ssh.service\n").recent_log()
     assert (log.diag, log.journal) == ("[diag]\n", "")
     assert "systemctl" not in fake_path.read_text()
+
+
+# -- the unit: runner-health writes it; root never runs svc.sh nor reads its template --------
+
+HOSTED = "https://pipelinesghubeus6.actions.githubusercontent.com/Q2bTPuTe1Yj0pVQt/"
+REGISTRATION = (
+    f'{{"agentId": 7, "agentName": "assay-bpf-runner", "serverUrl": "{HOSTED}", '
+    '"gitHubUrl": "https://github.com/acme/kernel-ci", "workFolder": "_work"}'
+)
+# actions/runner's bin/actions.runner.service.template as svc.sh install fills it in
+EXPECTED_UNIT = """\
+[Unit]
+Description=GitHub Actions Runner (acme-kernel-ci.assay-bpf-runner)
+After=network-online.target
+
+[Service]
+ExecStart={root}/runsvc.sh
+User=github-runner
+WorkingDirectory={root}
+KillMode=process
+KillSignal=SIGTERM
+TimeoutStopSec=5min
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@pytest.fixture
+def hostile(dirs, tmp_path) -> Path:
+    """What any job can leave in the runner directory: svc.sh, its template and runsvc.sh that
+    touch the returned marker (root running, or taking a User= from, any of them is the hole).
+    config.sh registers (a fresh .runner) or removes it, as the runner does."""
+    runner = dirs[0]
+    marker = tmp_path / "pwned"
+    (runner / ".runner").write_text(REGISTRATION)
+    (runner / "bin").mkdir()
+    write_fake(runner, "svc.sh", f"touch {marker}")
+    (runner / "bin" / "actions.runner.service.template").write_text(
+        f"[Service]\nExecStartPre=/bin/touch {marker}\nExecStart={{{{RunnerRoot}}}}/runsvc.sh\n"
+        "User=root\n"
+    )
+    write_fake(runner / "bin", "runsvc.sh", f"touch {marker}")
+    write_fake(
+        runner,
+        "config.sh",
+        'if [ "$1" = remove ]; then rm -f .runner; exit 0; fi\n'
+        f"printf '%s' '{REGISTRATION}' > .runner",
+    )
+    return marker
+
+
+def calls(log: Path, command: str) -> list[str]:
+    """The arguments of each call of the fake ``command``, in order."""
+    lines = log.read_text().splitlines()
+    return [line.removeprefix(command + " ") for line in lines if line.startswith(command + " ")]
+
+
+def test_the_service_fix_installs_the_unit_itself_never_running_svc_sh(
+    dirs, fake_path, settings, hostile
+):
+    runner_dir, systemd = dirs
+    runner = RunnerInstall(target("local://"), str(runner_dir), "github-runner", str(systemd))
+    ensure_running(runner, settings, steps_on(runner), why="the runner service is not running")
+    assert not hostile.exists(), "root ran a file from the runner directory"
+    assert calls(fake_path, "svc.sh") == []
+    unit = systemd / UNIT
+    assert unit.read_text() == EXPECTED_UNIT.format(root=runner_dir)
+    assert unit.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in systemd.iterdir()) == [UNIT]  # no temp file left
+    assert (runner_dir / ".service").read_text() == UNIT + "\n"
+    assert (runner_dir / "runsvc.sh").read_bytes() == (runner_dir / "bin/runsvc.sh").read_bytes()
+    assert calls(fake_path, "systemctl") == [
+        "daemon-reload",
+        f"enable {UNIT}",
+        f"is-active --quiet {UNIT}",
+        f"restart {UNIT}",
+    ]
+    # The files in the runner directory are written by the runner user, never by root
+    assert all(call.startswith("-n -H -u github-runner ") for call in calls(fake_path, "sudo"))
+    assert runner.unit() == UNIT
+
+
+def test_the_registration_fix_reinstalls_the_unit_itself_never_running_svc_sh(
+    dirs, fake_path, settings, hostile
+):
+    runner_dir, systemd = dirs
+    runner = install(dirs, UNIT + "\n")  # installed: its unit file is read, never run
+    github = SimpleNamespace(
+        registration_token=lambda: "AAAA",
+        runner=lambda name: {"busy": False, "status": "online"},
+    )
+    steps = steps_on(runner)
+    reconfigure(github, runner, settings, steps)
+    assert not hostile.exists(), "root ran a file from the runner directory"
+    assert calls(fake_path, "svc.sh") == []
+    assert calls(fake_path, "systemctl") == [
+        f"stop {UNIT}",
+        f"disable {UNIT}",
+        "daemon-reload",
+        "daemon-reload",
+        f"enable {UNIT}",
+        f"start {UNIT}",
+    ]
+    assert any(f"rm -f -- {systemd}/{UNIT}" in line for line in steps.lines)
+    assert (systemd / UNIT).read_text() == EXPECTED_UNIT.format(root=runner_dir)
+    assert (runner_dir / ".service").read_text() == UNIT + "\n"
+    assert calls(fake_path, "config.sh")[0] == "remove --local"
+
+
+def test_a_unit_already_installed_for_the_directory_is_taken_over(
+    dirs, fake_path, settings, hostile
+):
+    """.service lost (a job can delete it): the unit svc.sh installed, random suffix and all,
+    is rewritten and kept, not doubled by a second unit running the same runner."""
+    runner_dir, systemd = dirs
+    theirs = "actions.runner.acme-kernel-ci.assay-bpf-runner-4821.service"
+    (systemd / theirs).write_text(f"[Service]\nUser=root\nWorkingDirectory={runner_dir}\n")
+    runner = RunnerInstall(target("local://"), str(runner_dir), "github-runner", str(systemd))
+    ensure_running(runner, settings, steps_on(runner), why="the runner service is not running")
+    assert sorted(p.name for p in systemd.iterdir()) == [theirs]
+    assert (systemd / theirs).read_text() == EXPECTED_UNIT.format(root=runner_dir)
+    assert (runner_dir / ".service").read_text() == theirs + "\n"
+
+
+def test_the_unit_of_another_directory_is_never_overwritten(dirs, fake_path, settings, hostile):
+    runner_dir, systemd = dirs
+    other = f"[Service]\nWorkingDirectory={runner_dir}-other\n"
+    (systemd / UNIT).write_text(other)
+    runner = RunnerInstall(target("local://"), str(runner_dir), "github-runner", str(systemd))
+    with pytest.raises(RemediationRefused, match=r"exists and is not .* unit"):
+        ensure_running(runner, settings, steps_on(runner), why="the runner service is not running")
+    assert (systemd / UNIT).read_text() == other
+    assert "systemctl" not in fake_path.read_text()
+
+
+def test_a_dry_run_installs_nothing(dirs, fake_path, settings, hostile):
+    runner_dir, systemd = dirs
+    runner = RunnerInstall(target("local://"), str(runner_dir), "github-runner", str(systemd))
+    steps = Steps(runner.host, dry_run=True, echo=lambda line: None)
+    ensure_running(runner, settings, steps, why="the runner service is not running")
+    assert list(systemd.iterdir()) == [] and not (runner_dir / ".service").exists()
+    assert calls(fake_path, "systemctl") == [f"is-active --quiet {UNIT}"]
+    assert any(f"would run: systemctl enable {UNIT}" in line for line in steps.lines)
+
+
+def test_a_directory_a_unit_file_would_not_read_literally_is_refused(tmp_path, fake_path):
+    runner_dir = tmp_path / "actions runner"
+    runner_dir.mkdir()
+    (runner_dir / ".runner").write_text(REGISTRATION)
+    config = tmp_path / "runner-health.toml"
+    config.write_text(
+        f'[github]\nrepository = "acme/kernel-ci"\n[runner]\nname = "r"\ndirectory = "{runner_dir}"\n'
+    )
+    runner = RunnerInstall(target("local://"), str(runner_dir), "github-runner", str(tmp_path))
+    with pytest.raises(RemediationRefused, match="would not read literally"):
+        ensure_running(runner, load(config), steps_on(runner), why="not installed")
+    assert "systemctl" not in fake_path.read_text()
+
+
+# The name svc.sh would have (ServiceControlManager.CalculateServiceName; vectors from its
+# ServiceControlManagerL0.cs, with SystemdControlManager's ".service" counted in the 150).
+@pytest.mark.parametrize(
+    "github, server_url, agent, expected",
+    [
+        ('repository = "acme/kernel-ci"', HOSTED, "assay-bpf-runner", UNIT),
+        ('organization = "acme"', HOSTED, "r1", "actions.runner.acme.r1.service"),
+        (  # GitHub Enterprise Server: the first segment of the Actions URL's path
+            'repository = "acme/kernel-ci"\napi_url = "https://ghes.corp/api/v3"',
+            "https://ghes.corp/_services/pipelines/Q2bTPuTe1Yj0",
+            "r1",
+            "actions.runner._services.r1.service",
+        ),
+        ('repository = "acme/kernel-ci"', None, "r1", "actions.runner.acme-kernel-ci.r1.service"),
+        (
+            'repository = "myorganizationexample/myrepoexample"',
+            HOSTED,
+            "thisiskindofalongrunnerabcde",
+            "actions.runner.myorganizationexample-myrepoexample.thisiskindofalongrunnerabcde.service",
+        ),
+        (
+            'repository = "myreallylongorganizationexampleonlinux/myreallylongrepoexampleonlinux1234"',
+            HOSTED,
+            "thisisareallyreallylongbutstillvalidagentnameiamusingforthisexampletotestverylongnamelimits",
+            "actions.runner.myreallylongorganizationexampleonlinux-myreallylongrepoexampleonlinux1"
+            ".thisisareallyreallylongbutstillvalidagentnameiamusi-NNNN.service",
+        ),
+        # .runner is the runner user's: whatever it holds, only a runner-unit name comes out
+        (
+            'repository = "acme/kernel-ci"',
+            "https://x/$(reboot);../",
+            "r1",
+            "actions.runner.--reboot--...r1.service",
+        ),
+        (
+            'repository = "acme/kernel-ci"',
+            "http://[::1",
+            "r1",
+            "actions.runner.acme-kernel-ci.r1.service",
+        ),
+    ],
+)
+def test_the_unit_name_is_the_one_svc_sh_computes(tmp_path, github, server_url, agent, expected):
+    config = tmp_path / "runner-health.toml"
+    config.write_text(f'[github]\n{github}\n[runner]\nname = "{agent}"\n')
+    registration = {} if server_url is None else {"serverUrl": server_url}
+    name = unit_name(scope_of(load(config), registration), agent)
+    assert re.fullmatch(re.escape(expected).replace("NNNN", r"[1-9]\d{3}"), name), name
+    assert len(name) <= 150 and UNIT_NAME.fullmatch(name)
+    assert unit_name(scope_of(load(config), registration), agent) == name  # the same every run
