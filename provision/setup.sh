@@ -256,7 +256,6 @@ config() {
 		cat <<EOF
 # Written by provision/setup.sh; see $RUNNER_HEALTH_DIR/runner-health.example.toml.
 target = "local://"
-lock_file = "/run/runner-health.lock"
 
 [github]
 $scope

@@ -192,4 +192,5 @@ def test_issues_disabled_answers_410(github: FakeGitHub) -> None:
 
 def test_request_log_records_traffic(github: FakeGitHub) -> None:
     api(github, "GET", f"{REPO}/actions/runners")
-    assert ("GET", f"{REPO}/actions/runners", 200) in github.requests
+    # The fake logs a request once its answer is sent: the client may read it first.
+    github.wait_for(lambda: ("GET", f"{REPO}/actions/runners", 200) in github.requests)
