@@ -39,7 +39,8 @@ same way; if that lies elsewhere, no work folder is cleaned. Links in it are nev
 Options:
   --runner-dir DIR  the actions/runner directory (default: $RUNNER_DIR or /opt/actions-runner)
   --work-dir DIR    the runner's work folder, for one kept outside the runner directory:
-                    trusted as given (.runner is then not read); it must not hold the runner
+                    taken as given (.runner is then not read); a path without links that
+                    does not hold the runner directory
   --dry-run         print what would be removed and how big it is; change nothing
   -h, --help        this text
 

@@ -36,6 +36,11 @@ def avail(vm: TestbedVM) -> int:
     return int(vm.ssh(f"df -P -B1 {WORK} | awk 'NR == 2 {{ print $4 }}'").stdout.strip())
 
 
+def age(vm: TestbedVM, path: str) -> None:
+    """Make everything in ``path`` an hour old: free_disk.sh keeps what changed lately."""
+    vm.ssh(f"find {path} -exec touch -h -d '1 hour ago' {{}} +")
+
+
 def test_free_disk_on_a_full_work_disk(testbed_vm_running: TestbedVM, testbed_multipass_env):
     vm = testbed_vm_running
     vm.ssh(
@@ -44,6 +49,7 @@ def test_free_disk_on_a_full_work_disk(testbed_vm_running: TestbedVM, testbed_mu
         timeout=120,
     )
     assert avail(vm) < 1024 * 1024, "the work disk should be full"
+    age(vm, f"{WORK}/old-repo")
     # A job is running: its Runner.Worker, started by path like the listener starts it.
     pid = vm.ssh(
         "nohup bash -c 'exec -a /opt/actions-runner/bin/Runner.Worker sleep 300' "
@@ -65,6 +71,109 @@ def test_free_disk_on_a_full_work_disk(testbed_vm_running: TestbedVM, testbed_mu
     assert f"removed {WORK}/old-repo" in done.stdout
     assert vm.ssh(f"test -e {WORK}/old-repo", check=False).returncode != 0
     assert avail(vm) > 100 * 1024 * 1024
+
+
+# A second runner directory, github-runner's like the real one, that jobs have made hostile.
+HOSTILE = "/opt/hostile-runner"
+# What a job (as github-runner) leaves behind: an old workspace and one written just now,
+# names with a newline, links out of _work, and a .runner whose workFolder is /home.
+HOSTILE_TREE = rf"""
+set -e
+cd {HOSTILE}
+mkdir -p _work/old-repo/old-repo _work/_temp/job _work/_actions/actions/checkout
+mkdir "_work/$(printf 'x\n.ssh')" "_work/_temp/$(printf 'y\n.ssh')"
+head -c 1048576 /dev/zero > _work/old-repo/old-repo/build.img
+ln -s /root _work/to-root
+ln -s / _work/_tool
+find _work -exec touch -h -d '1 hour ago' {{}} +
+mkdir -p _work/fresh-repo/fresh-repo/build
+echo written-just-now > _work/fresh-repo/fresh-repo/build/x.o
+touch -d '1 hour ago' _work/fresh-repo _work/fresh-repo/fresh-repo _work/fresh-repo/fresh-repo/build
+printf '\357\273\277{{\n  "agentId": 1,\n  "workFolder": "/home"\n}}\n' > .runner
+"""
+# What root must never lose: the home folders, / itself, and the files in its working folder.
+PRECIOUS = "find /home /root/decoy -xdev | sort; ls -a /"
+
+
+def hostile_runner(vm: TestbedVM) -> None:
+    """HOSTILE, built as the runner user builds it; a decoy /root/decoy/.ssh to run from."""
+    vm.ssh(
+        f"rm -rf {HOSTILE} /root/decoy && mkdir -p {HOSTILE} /root/decoy/.ssh && "
+        f"chown github-runner: {HOSTILE} && echo key > /root/decoy/.ssh/authorized_keys"
+    )
+    vm.ssh("bash -s", input=HOSTILE_TREE.encode(), user="github-runner")
+
+
+def test_free_disk_on_a_hostile_runner_dir(testbed_vm_running: TestbedVM):
+    """Items 1-3 of issue 8 on a real guest, as root, run from a folder holding a .ssh (the
+    hourly cron runs from /root): nothing outside the work folder goes, links are not followed,
+    names with a newline are one name, and a workspace written just now stays."""
+    vm = testbed_vm_running
+    hostile_runner(vm)
+    before = vm.ssh(PRECIOUS).stdout
+    try:
+        run = vm.ssh(
+            f"cd /root/decoy && bash -s -- --runner-dir {HOSTILE}",
+            input=FREE_DISK.encode(),
+            check=False,
+            timeout=180,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert vm.ssh(PRECIOUS).stdout == before
+        assert "ignoring workFolder '/home'" in run.stderr
+        left = vm.ssh(f"cd {HOSTILE}/_work && find . -mindepth 1 -maxdepth 2").stdout
+        assert set(left.splitlines()) == {
+            "./_actions",
+            "./_temp",
+            "./_tool",  # the link to /, itself
+            "./fresh-repo",
+            "./fresh-repo/fresh-repo",
+            "./to-root",  # the link to /root: not a workspace
+        }
+        assert f"kept {HOSTILE}/_work/fresh-repo: changed in the last 5 minutes" in run.stdout
+    finally:
+        vm.ssh(f"rm -rf {HOSTILE} /root/decoy", check=False)
+
+
+def test_free_disk_keeps_the_workspace_of_a_job_that_starts_mid_run(
+    testbed_vm_running: TestbedVM,
+):
+    """A job starts while journalctl vacuums (a journalctl first on PATH starts its
+    Runner.Worker): no workspace, _temp or _actions entry is removed after that."""
+    vm = testbed_vm_running
+    hostile_runner(vm)
+    vm.ssh(f"rm {HOSTILE}/.runner")  # this test is about _work itself
+    age(vm, f"{HOSTILE}/_work")
+    journalctl = (
+        "#!/bin/bash\n"
+        f"bash -c 'exec -a {HOSTILE}/bin/Runner.Worker sleep 300' </dev/null >/dev/null 2>&1 &\n"
+        "echo $! > /run/hostile-worker.pid\n"
+        "sleep 1\n"
+        'exec /usr/bin/journalctl "$@"\n'
+    )
+    vm.ssh(
+        "mkdir -p /opt/hostile-bin && cat > /opt/hostile-bin/journalctl && "
+        "chmod +x /opt/hostile-bin/journalctl",
+        input=journalctl.encode(),
+    )
+    tree = f"cd {HOSTILE}/_work && find . | sort"
+    before = vm.ssh(tree).stdout
+    try:
+        run = vm.ssh(
+            f"cd /root/decoy && PATH=/opt/hostile-bin:$PATH bash -s -- --runner-dir {HOSTILE}",
+            input=FREE_DISK.encode(),
+            check=False,
+            timeout=180,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert vm.ssh(tree).stdout == before
+        assert "A job is running" in run.stdout
+    finally:
+        vm.ssh(
+            f"kill $(cat /run/hostile-worker.pid); rm -rf {HOSTILE} /opt/hostile-bin /root/decoy "
+            "/run/hostile-worker.pid",
+            check=False,
+        )
 
 
 def test_setup_local_multipass_against_the_stand_in(
