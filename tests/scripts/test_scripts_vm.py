@@ -104,6 +104,18 @@ def hostile_runner(vm: TestbedVM) -> None:
     vm.ssh("bash -s", input=HOSTILE_TREE.encode(), user="github-runner")
 
 
+def free_disk_as_root(vm: TestbedVM, path: str = "$PATH") -> subprocess.CompletedProcess[str]:
+    """free_disk.sh on stdin as root, from /root/decoy, on HOSTILE; it must exit 0."""
+    run = vm.ssh(
+        f"cd /root/decoy && PATH={path} bash -s -- --runner-dir {HOSTILE}",
+        input=FREE_DISK.encode(),
+        check=False,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
 def test_free_disk_on_a_hostile_runner_dir(testbed_vm_running: TestbedVM):
     """Items 1-3 of issue 8 on a real guest, as root, run from a folder holding a .ssh (the
     hourly cron runs from /root): nothing outside the work folder goes, links are not followed,
@@ -112,13 +124,7 @@ def test_free_disk_on_a_hostile_runner_dir(testbed_vm_running: TestbedVM):
     hostile_runner(vm)
     before = vm.ssh(PRECIOUS).stdout
     try:
-        run = vm.ssh(
-            f"cd /root/decoy && bash -s -- --runner-dir {HOSTILE}",
-            input=FREE_DISK.encode(),
-            check=False,
-            timeout=180,
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
+        run = free_disk_as_root(vm)
         assert vm.ssh(PRECIOUS).stdout == before
         assert "ignoring workFolder '/home'" in run.stderr
         left = vm.ssh(f"cd {HOSTILE}/_work && find . -mindepth 1 -maxdepth 2").stdout
@@ -159,13 +165,7 @@ def test_free_disk_keeps_the_workspace_of_a_job_that_starts_mid_run(
     tree = f"cd {HOSTILE}/_work && find . | sort"
     before = vm.ssh(tree).stdout
     try:
-        run = vm.ssh(
-            f"cd /root/decoy && PATH=/opt/hostile-bin:$PATH bash -s -- --runner-dir {HOSTILE}",
-            input=FREE_DISK.encode(),
-            check=False,
-            timeout=180,
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
+        run = free_disk_as_root(vm, path="/opt/hostile-bin:$PATH")
         assert vm.ssh(tree).stdout == before
         assert "A job is running" in run.stdout
     finally:
