@@ -51,6 +51,8 @@ def main() -> int:
                 f"dd if=/dev/zero of={RUNNER_DIR}/_work/old/old/fill bs=1M >/dev/null 2>&1'",
                 check=False,
             )
+            # A finished job's workspace: free_disk.sh keeps anything changed in the last minutes.
+            vm.ssh(f"find {RUNNER_DIR}/_work/old -exec touch -h -d '4 hours ago' {{}} +")
             fake.wait_for(lambda: fake.runner(RUNNER_NAME)["status"] == "offline", timeout=30)
             print("GitHub now shows the runner offline")
 
