@@ -180,6 +180,47 @@ def test_service_file_naming_ssh_is_refused_and_ssh_left_alone(
     wait_online(fake_github)
 
 
+def test_svc_sh_and_unit_template_rewritten_by_a_job_never_run_as_root(
+    healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
+):
+    # What any job can do: the runner directory is the runner user's. Root running svc.sh, or
+    # filling in its template (User=, ExecStart=), would touch /root/pwned.
+    hostile = {
+        "svc.sh": "#!/bin/sh\ntouch /root/pwned\n",
+        "bin/actions.runner.service.template": "[Unit]\nDescription={{Description}}\n"
+        "[Service]\nExecStartPre=/bin/touch /root/pwned\nExecStart={{RunnerRoot}}/runsvc.sh\n"
+        "User=root\nWorkingDirectory={{RunnerRoot}}\n[Install]\nWantedBy=multi-user.target\n",
+    }
+    healthy.ssh(
+        "rm -f /root/pwned && mkdir -p /root/saved && cp -a "
+        f"{RUNNER_DIR}/svc.sh {RUNNER_DIR}/bin/actions.runner.service.template /root/saved/"
+    )
+    for path, text in hostile.items():
+        file = f"{RUNNER_DIR}/{path}"
+        replace = f"cat > {file}.new && chmod 755 {file}.new && mv -f {file}.new {file}"
+        healthy.ssh(f"sudo -u github-runner sh -c '{replace}'", input=text.encode())
+    healthy.ssh(f"systemctl stop {unit_name(healthy)}")
+    try:
+        outcome = suite.run("--recover")  # a full re-registration: uninstall, install, start
+    finally:
+        healthy.ssh(
+            f"cp -a /root/saved/svc.sh {RUNNER_DIR}/svc.sh && "
+            f"cp -a /root/saved/actions.runner.service.template {RUNNER_DIR}/bin/"
+        )
+    assert healthy.ssh("test -e /root/pwned", check=False).returncode != 0, "root ran a job's file"
+    assert_healed(outcome, fake_github, "test_runner_is_configured", "reconfigure_runner")
+    assert "./svc.sh" not in outcome.steps()
+    unit = healthy.ssh(f"cat /etc/systemd/system/{unit_name(healthy)}").stdout.splitlines()
+    assert "User=github-runner" in unit and f"ExecStart={RUNNER_DIR}/runsvc.sh" in unit
+    assert not any(line.startswith("ExecStartPre") or line == "User=root" for line in unit)
+    show = healthy.ssh(f"systemctl show -p User -p ActiveState {unit_name(healthy)}").stdout
+    assert dict(line.split("=", 1) for line in show.split()) == {
+        "User": "github-runner",
+        "ActiveState": "active",
+    }
+    assert healthy.ssh("ps -o user:32= -C Runner.Listener").stdout.split() == ["github-runner"]
+
+
 def test_busy_runner_is_not_restarted_and_its_workspace_survives(
     healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
 ):
