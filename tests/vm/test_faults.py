@@ -127,6 +127,8 @@ def test_work_disk_full(healthy: TestbedVM, suite: Suite, fake_github: FakeGitHu
         check=False,
     )
     assert "No space left on device" in filled.stdout
+    # A finished job's workspace: free_disk.sh keeps anything changed in the last minutes.
+    healthy.ssh(f"find {RUNNER_DIR}/_work/old-project -exec touch -h -d '1 hour ago' {{}} +")
     outcome = suite.run()
     assert_healed(outcome, fake_github, "test_disk_headroom[work]", "free_disk")
     job = fake_github.queue_job(LABELS[:1], duration=1)
