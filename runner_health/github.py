@@ -190,10 +190,6 @@ class GitHub:
         except Exception as exc:  # handed to the caller's thread
             done["error"] = exc
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET ``path`` as JSON (any shape: the caller checks it)."""
-        return self._get(self._url(path, params), lambda body: None)[0]
-
     def _get(self, url: str, check: Check) -> tuple[Any, str | None]:
         """GET ``url`` with If-None-Match (a 304 costs no rate limit): the body, checked, and
         the next page's URL."""

@@ -8,8 +8,8 @@ the check once more. A check whose prerequisite stayed unhealthy is skipped, not
 
 A check fails (an ``assert``) only on a fact it observed. When it cannot observe (a command
 failed or printed garbage, GitHub refused or was unreachable) it raises
-``runner_health.observe.CannotObserve``; ``GitHubError`` and ``CommandTimeout`` count the same
-(``observe.UNOBSERVABLE``). The hook then records "error" with that reason, runs no fix and
+``runner_health.observe.CannotObserve``; ``GitHubError``, ``CommandTimeout`` and
+``TargetUnreachable`` count the same (``observe.UNOBSERVABLE``). The hook then records "error" with that reason, runs no fix and
 no rerun, and marks the condition unhealthy. The readers in ``runner_health`` (``disk.usage``,
 ``clock``, ``multipass.state``, ``bpf_lsm.active``, ``observe.read``) raise it for you.
 """
@@ -38,7 +38,6 @@ from runner_health.github import GitHub
 from runner_health.observe import UNOBSERVABLE
 from runner_health.runner import RunnerInstall
 from runner_health.steps import RemediationFailed, RemediationRefused, Steps
-from runner_health.targets import record_children_in
 from runner_health.targets import target as make_target
 
 # Conditions in the order they are checked: later ones rely on earlier ones being healthy.
@@ -203,7 +202,7 @@ def _take_lock(settings: Settings) -> run_lock.RunLock:
         pytest.exit(str(exc), returncode=ExitCode.STALE_LOCK)
     for note in lock.notes:
         sys.stderr.write(f"runner-health: {note}\n")
-    record_children_in(lock)
+    targets.record_children_in(lock)
     return lock
 
 
