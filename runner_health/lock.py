@@ -26,7 +26,7 @@ import os
 import signal
 import stat
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ class RunLock:
         self.path = path
         self.notes: list[str] = []
         self._fd = fd
-        self._since = datetime.now(UTC).isoformat(timespec="seconds")
+        self._since = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._taken = time.monotonic()  # the clock fix may step the wall clock mid-run
         self._groups: dict[int, tuple[int, float]] = {}  # pgid: (leader start ticks, deadline)
         self._write()

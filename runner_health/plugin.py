@@ -21,7 +21,7 @@ import json
 import sys
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +182,7 @@ def _report_dir(config: pytest.Config, settings: Settings) -> Path:
     base = settings.reports_directory
     if not base.is_absolute():
         base = config.rootpath / base
-    return reports.create_run_dir(base, datetime.now(UTC))
+    return reports.create_run_dir(base, datetime.now(timezone.utc))
 
 
 def _take_lock(settings: Settings) -> run_lock.RunLock:
@@ -411,7 +411,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run.status = ExitCode(session.exitstatus)
     assert run.report_dir is not None
     summary = {
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "status": run.status.label,
         "exit_code": int(session.exitstatus),
         "target": run.settings.target,
