@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -61,6 +62,8 @@ class GitHubSettings:
     server_url: str  # what config.sh --url is built from
     token_file: Path | None
     timeout_seconds: float
+    repositories: tuple[str, ...] = ()  # an organisation runner's repositories (its queue)
+    use_token: bool = True  # False: no admin token here; the host or the workflow asks GitHub
 
     @property
     def scope_path(self) -> str:
@@ -97,6 +100,19 @@ class RemediationSettings:
     lsm: str
     command_timeout_seconds: float
     online_wait_seconds: float
+    reconcile_identity: bool = False  # re-register when the config's name differs from .runner's
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A known issue: the check still runs and is reported, but gets no fix and no alert."""
+
+    check: str  # a condition ("disk") or a check function's name
+    reason: str
+    until: datetime  # aware, UTC
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return (now or datetime.now(timezone.utc)) >= self.until
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,10 @@ class Settings:
     reports_directory: Path
     reports_keep: int
     lock_file: Path
+    mode: str = "heal"  # "report": observe only, no fix runs (a first week of observing)
+    silences: tuple[Silence, ...] = ()
+    reports_keep_days: float = 14
+    reports_keep_max: int = 1000
     token: str | None = field(default=None, repr=False)
 
     @property
@@ -164,20 +184,39 @@ def load(path: Path, *, target_override: str | None = None) -> Settings:
             _path(reports, "directory", reports.string("directory", "reports"), absolute=False)
         ),
         reports_keep=int(reports.number("keep", 50, minimum=1, maximum=10_000, whole=True)),
+        reports_keep_days=reports.number("keep_days", 14, minimum=0, maximum=3660),
+        reports_keep_max=int(
+            reports.number("keep_max", 1000, minimum=1, maximum=100_000, whole=True)
+        ),
         lock_file=Path(table.string("lock_file", str(lock.default_path()))),
+        mode=_choice(table, "mode", ("heal", "report"), "heal"),
+        silences=_silences(table.get("silences")),
     )
     _check_target(settings.target)
     table.reject_unknown()
     return settings
 
 
-def resolve_token(settings: Settings) -> str:
-    """The GitHub token: token_file, then $GITHUB_TOKEN / $GH_TOKEN, then `gh auth token`."""
+def default_token_file() -> Path:
+    """Where setup puts the token: root's /etc/runner-health, else the user's config folder."""
+    if os.geteuid() == 0:
+        return Path("/etc/runner-health/token")
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "runner-health" / "token"
+
+
+def resolve_token(settings: Settings) -> str | None:
+    """The GitHub token: token_file, $GITHUB_TOKEN / $GH_TOKEN, the default token file, then
+    `gh auth token`. None when ``github.use_token = false``: this machine holds no admin token."""
+    if not settings.github.use_token:
+        return None
     if settings.github.token_file:
         return _read_token_file(settings.github.token_file)
     for var in ("GITHUB_TOKEN", "GH_TOKEN"):
         if os.environ.get(var, "").strip():
             return os.environ[var].strip()
+    if os.path.lexists(default_token_file()):
+        return _read_token_file(default_token_file())
     try:
         gh = subprocess.run(
             ["gh", "auth", "token"], capture_output=True, text=True, timeout=10, check=False
@@ -187,8 +226,10 @@ def resolve_token(settings: Settings) -> str:
     if gh is not None and gh.returncode == 0 and gh.stdout.strip():
         return gh.stdout.strip()
     raise ConfigError(
-        "no GitHub token: set github.token_file, or GITHUB_TOKEN / GH_TOKEN, or log in with "
-        "`gh auth login` (a PAT with repository Administration read/write)"
+        f"no GitHub token: set github.token_file, or GITHUB_TOKEN / GH_TOKEN, write it to "
+        f"{default_token_file()} (mode 600), or log in with `gh auth login` (a PAT with "
+        "repository Administration read/write); on a machine that must hold no admin token, "
+        "set github.use_token = false"
     )
 
 
@@ -361,6 +402,22 @@ def _github(table: _Table) -> GitHubSettings:
             f"github.organization: expected an organisation login, got {organization!r}"
         )
     api_url = _url(table, "api_url", "https://api.github.com")
+    repositories = table.get("repositories")
+    if repositories is None:
+        repositories = []
+    if (
+        not isinstance(repositories, list)
+        or len(repositories) > 100
+        or not all(isinstance(x, str) and re.fullmatch(_REPOSITORY, x) for x in repositories)
+    ):
+        raise ConfigError(
+            f"github.repositories: expected a list of up to 100 'owner/repo', got {repositories!r}"
+        )
+    if repositories and not organization:
+        raise ConfigError(
+            "github.repositories: only for an organisation runner (github.organization); "
+            "a repository runner's queue is github.repository's"
+        )
     token_file = table.optional_string("token_file")
     if token_file:
         token_file = _path(table, "token_file", token_file, absolute=True)
@@ -371,6 +428,8 @@ def _github(table: _Table) -> GitHubSettings:
         server_url=_url(table, "server_url", _server_url_for(api_url)),
         token_file=Path(token_file) if token_file else None,
         timeout_seconds=table.number("timeout_seconds", 10, minimum=1, maximum=300),
+        repositories=tuple(repositories),
+        use_token=table.boolean("use_token", True),
     )
 
 
@@ -435,7 +494,41 @@ def _remediation(table: _Table) -> RemediationSettings:
             "command_timeout_seconds", 300, minimum=1, maximum=3600
         ),
         online_wait_seconds=table.number("online_wait_seconds", 90, minimum=0, maximum=3600),
+        reconcile_identity=table.boolean("reconcile_identity", False),
     )
+
+
+def _choice(table: _Table, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = table.string(key, default)
+    if value not in choices:
+        raise ConfigError(f"{table.key(key)}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _silences(raw: Any) -> tuple[Silence, ...]:
+    """[[silences]] tables: check, reason, until (a TOML date: to the end of that day, UTC)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("silences: expected [[silences]] tables with check, reason and until")
+    silences = []
+    for index, entry in enumerate(raw):
+        table = _Table(entry, f"silences[{index}]")
+        check = _matching(table, "check", r"[A-Za-z0-9_]{1,100}", "a check or condition name")
+        reason = table.string("reason")
+        until = table.get("until")
+        if isinstance(until, datetime):
+            until = until if until.tzinfo else until.replace(tzinfo=timezone.utc)
+        elif isinstance(until, date):
+            until = datetime.combine(until, time.max, tzinfo=timezone.utc)
+        else:
+            raise ConfigError(
+                f"{table.key('until')}: expected a TOML date or date-time "
+                f"(until = 2026-12-31, unquoted), got {until!r}"
+            )
+        table.reject_unknown()
+        silences.append(Silence(check, reason, until.astimezone(timezone.utc)))
+    return tuple(silences)
 
 
 def _check_target(target: str) -> None:

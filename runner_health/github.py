@@ -51,6 +51,10 @@ class GitHubUnavailable(GitHubError):
     """GitHub could not be asked, or what answered was not GitHub: we know nothing."""
 
 
+class NoToken(GitHubError):
+    """This machine holds no admin token (``github.use_token = false``): the host asks GitHub."""
+
+
 @dataclass(frozen=True)
 class Reply:
     """One HTTP answer, read whole."""

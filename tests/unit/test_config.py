@@ -3,10 +3,12 @@
 import os
 import pwd
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from runner_health import config as config_module
 from runner_health.config import ConfigError, Settings, find_config, load, resolve_token
 
 MINIMAL = '[github]\nrepository = "acme/kernel-ci"\n[runner]\nname = "assay-bpf-runner"\n'
@@ -31,7 +33,7 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path):
 
 def test_example_config_is_valid():
     settings = load(Path(__file__).parents[2] / "runner-health.example.toml")
-    assert "kernel-6.6" in settings.runner.labels
+    assert "self-hosted" in settings.runner.labels
 
 
 def test_enterprise_server_url_is_derived_from_the_api_url(tmp_path):
@@ -274,3 +276,98 @@ def test_token_file_that_is_a_fifo_is_refused_at_once(tmp_path):
             resolve_token(with_token_file(tmp_path, fifo))
     finally:
         late_writer.cancel()
+
+
+def test_new_keys_default_to_the_safe_choice(tmp_path):
+    settings = load(write(tmp_path, MINIMAL))
+    assert settings.mode == "heal"
+    assert settings.silences == ()
+    assert settings.remediation.reconcile_identity is False
+    assert settings.github.use_token is True
+    assert settings.github.repositories == ()
+    assert (settings.reports_keep, settings.reports_keep_days, settings.reports_keep_max) == (
+        50,
+        14,
+        1000,
+    )
+
+
+def test_observe_only_mode(tmp_path):
+    assert load(write(tmp_path, 'mode = "report"\n' + MINIMAL)).mode == "report"
+    with pytest.raises(ConfigError, match=r"^mode: expected one of heal, report, got 'observe'"):
+        load(write(tmp_path, 'mode = "observe"\n' + MINIMAL))
+
+
+def test_silences_last_until_the_end_of_their_day(tmp_path):
+    text = MINIMAL + (
+        '[[silences]]\ncheck = "disk"\nreason = "JIRA-12: disk grows on Monday"\n'
+        "until = 2026-12-01\n"
+        '[[silences]]\ncheck = "test_runner_online_at_github"\nreason = "migration"\n'
+        "until = 2026-12-01T08:30:00+01:00\n"
+    )
+    disk, online = load(write(tmp_path, text)).silences
+    assert (disk.check, disk.reason) == ("disk", "JIRA-12: disk grows on Monday")
+    assert not disk.expired(datetime(2026, 12, 1, 23, 59, tzinfo=timezone.utc))
+    assert disk.expired(datetime(2026, 12, 2, 0, 0, tzinfo=timezone.utc))
+    assert online.until == datetime(2026, 12, 1, 7, 30, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('check = "disk"\nuntil = 2026-12-01', r"silences\[0\]\.reason: missing"),
+        (
+            'check = "disk"\nreason = "x"\nuntil = "tomorrow"',
+            r"silences\[0\]\.until: expected a TOML date",
+        ),
+        ('check = "disk"\nreason = "x"', r"silences\[0\]\.until: expected a TOML date"),
+        ('check = "$(id)"\nreason = "x"\nuntil = 2026-12-01', r"silences\[0\]\.check: expected"),
+        (
+            'check = "disk"\nreason = "x"\nuntil = 2026-12-01\nuntill = 1',
+            r"silences\[0\]\.untill: unknown",
+        ),
+    ],
+)
+def test_a_bad_silence_is_refused_naming_its_key(tmp_path, entry, message):
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, MINIMAL + "[[silences]]\n" + entry + "\n"))
+
+
+def test_organisation_queue_repositories(tmp_path):
+    org = MINIMAL.replace('repository = "acme/kernel-ci"', 'organization = "acme"')
+    settings = load(
+        write(tmp_path, org.replace("[runner]", 'repositories = ["acme/a", "acme/b"]\n[runner]'))
+    )
+    assert settings.github.repositories == ("acme/a", "acme/b")
+    with pytest.raises(ConfigError, match=r"^github\.repositories: only for an organisation"):
+        load(write(tmp_path, MINIMAL.replace("[runner]", 'repositories = ["acme/a"]\n[runner]')))
+    with pytest.raises(ConfigError, match=r"^github\.repositories: expected a list"):
+        load(write(tmp_path, org.replace("[runner]", 'repositories = ["../x"]\n[runner]')))
+
+
+def test_a_machine_without_the_admin_token_resolves_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_would_be_used")
+    settings = load(write(tmp_path, MINIMAL.replace("[runner]", "use_token = false\n[runner]")))
+    assert resolve_token(settings) is None
+
+
+def test_the_default_token_file_is_roots_or_the_users(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setattr(config_module.os, "geteuid", lambda: 0)
+    assert config_module.default_token_file() == Path("/etc/runner-health/token")
+    monkeypatch.setattr(config_module.os, "geteuid", lambda: 1000)
+    assert config_module.default_token_file() == tmp_path / "cfg/runner-health/token"
+
+
+def test_the_default_token_file_comes_after_the_environment(tmp_path, monkeypatch):
+    token = private_file(tmp_path / "token", "from-default-file\n")
+    monkeypatch.setattr(config_module, "default_token_file", lambda: token)
+    monkeypatch.setenv("GITHUB_TOKEN", "from-env")
+    monkeypatch.delenv("GH_TOKEN", raising=False)
+    settings = load(write(tmp_path, MINIMAL))
+    assert resolve_token(settings) == "from-env"
+    monkeypatch.delenv("GITHUB_TOKEN")
+    assert resolve_token(settings) == "from-default-file"
+    token.chmod(0o644)  # the same checks as github.token_file
+    with pytest.raises(ConfigError, match="chmod 600"):
+        resolve_token(settings)
