@@ -77,7 +77,7 @@ def _run_line(summary: Mapping[str, Any]) -> str:
     if summary.get("finished_at"):
         parts.append(f"finished {summary['finished_at']}")
     if isinstance(summary.get("duration_seconds"), (int, float)):
-        parts.append(f"in {summary['duration_seconds']:.0f} s")
+        parts.append(f"in {round(summary['duration_seconds'], 1):g} s")
     return " · ".join(parts)
 
 

@@ -1,0 +1,66 @@
+"""Look at a local HTML page as a person would: headless Chromium, after the page's scripts ran.
+
+pytest-html builds its results table with JavaScript, so the file's text is not what a reader
+sees; ``render`` returns the DOM after the scripts ran and a screenshot of the page.
+Without Chromium the test is skipped, unless $RUNNER_HEALTH_REQUIRE_BROWSER=1 or $CI is set
+(CI installs Debian's ``chromium``): then it fails, so a missing browser is never a quiet pass.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BROWSER = "chromium"
+# Root needs --no-sandbox; the rest keeps a test run off the network and out of ~/.config.
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+WINDOW = "1280,2000"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    dom: str  # the page's DOM after its scripts ran
+    screenshot: Path  # PNG, WINDOW wide and tall
+
+
+def browser() -> str:
+    """Chromium's path; skips the test without it, or fails it where a browser is required."""
+    found = shutil.which(BROWSER)
+    if found:
+        return found
+    why = f"{BROWSER} is not installed (Debian: apt-get install chromium)"
+    if os.environ.get("RUNNER_HEALTH_REQUIRE_BROWSER") == "1" or os.environ.get("CI"):
+        pytest.fail(f"{why}; required here ($RUNNER_HEALTH_REQUIRE_BROWSER or $CI is set)")
+    pytest.skip(why)
+
+
+def render(page: Path, out_dir: Path, *, timeout: float = 60) -> Rendered:
+    """``page`` as Chromium shows it; the screenshot and the browser profile go in ``out_dir``."""
+    chromium = browser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    screenshot = out_dir / f"{page.stem}.png"
+    common = [chromium, *FLAGS, f"--user-data-dir={out_dir / 'chromium-profile'}"]
+    url = page.resolve().as_uri()
+    dom = _run([*common, "--dump-dom", url], timeout)
+    _run([*common, f"--screenshot={screenshot}", f"--window-size={WINDOW}", url], timeout)
+    assert screenshot.stat().st_size > 0, f"{BROWSER} wrote an empty screenshot of {page}"
+    return Rendered(dom, screenshot)
+
+
+def _run(command: list[str], timeout: float) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, f"{command[0]} exited {done.returncode}: {done.stderr[-2000:]}"
+    return done.stdout
