@@ -21,11 +21,11 @@ STATUS_WORDS = {
 }
 STATUS_COLOURS = {"healthy": "#1a7f37", "healed": "#9a6700", "unknown": "#6e40c9"}
 FAILED_COLOUR = "#cf222e"  # unhealthy, and every status not named above
-MODE_WORDS = {
-    "heal": "heal (failing checks get their fix)",
-    "report": "report (observe only: no fix runs)",
-    "dry-run": "dry run (fixes are printed, nothing is changed)",
-    "no-remediate": "no-remediate (no fix runs)",
+MODE_WORDS = {  # summary.json's "mode", in words (the terminal and the report say the same)
+    "heal": "heal (a failing check's fix runs)",
+    "report": 'report: observe only, no fix runs (mode = "report" in the config)',
+    "no-remediate": "no-remediate: observe only, no fix runs (--no-remediate)",
+    "dry-run": "dry run: each fix says what it would do, nothing changes (--dry-run)",
 }
 CELL = "border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top"
 

@@ -77,7 +77,7 @@ def test_a_healthy_run_says_so_and_lists_nothing():
         "Silenced": "nothing",
     }
     assert seen["lines"] == [
-        "runner-health 0.2.0 · mode: heal (failing checks get their fix) · runner runner-vm on "
+        "runner-health 0.2.0 · mode: heal (a failing check's fix runs) · runner runner-vm on "
         "multipass://runner-vm · finished 2025-06-01T12:00:42+00:00 · in 42 s",
         "Silences: none",
     ]
@@ -161,9 +161,9 @@ def test_skipped_and_silenced_checks_give_their_reasons_in_words():
 @pytest.mark.parametrize(
     ("mode", "words"),
     [
-        ("report", "mode: report (observe only: no fix runs)"),
-        ("dry-run", "mode: dry run (fixes are printed, nothing is changed)"),
-        ("no-remediate", "mode: no-remediate (no fix runs)"),
+        ("report", 'mode: report: observe only, no fix runs (mode = "report" in the config)'),
+        ("dry-run", "mode: dry run: each fix says what it would do, nothing changes (--dry-run)"),
+        ("no-remediate", "mode: no-remediate: observe only, no fix runs (--no-remediate)"),
     ],
 )
 def test_the_mode_is_said_in_words(mode, words):
