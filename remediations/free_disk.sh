@@ -14,7 +14,8 @@ set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-Usage: free_disk.sh [--runner-dir DIR] [--work-dir DIR] [--dry-run] [--help]
+Usage: free_disk.sh [--runner-dir DIR] [--work-dir DIR] [--if-free-below-percent P]
+                    [--if-free-below-gib G] [--dry-run] [--help]
        multipass exec assay-bpf-runner -- sudo bash -s [-- OPTIONS] < free_disk.sh
 
 Frees disk on the runner VM and prints what it freed (df of / and the runner's work dir
@@ -41,6 +42,11 @@ Options:
   --work-dir DIR    the runner's work folder, for one kept outside the runner directory:
                     taken as given (.runner is then not read); a path without links that
                     does not hold the runner directory
+  --if-free-below-percent P, --if-free-below-gib G
+                    only clean when / or the work folder's filesystem has less than P% (of its
+                    size) or G GiB free (whole numbers); otherwise say so and touch nothing
+                    (the hourly cron passes them: tool caches and workspaces stay while the
+                    disk has room)
   --dry-run         print what would be removed and how big it is; change nothing
   -h, --help        this text
 
@@ -56,6 +62,8 @@ DRY_RUN=0
 RUNNER_REAL=""  # $RUNNER_DIR resolved: what removals are checked against
 WORK_OPT=""     # --work-dir, resolved
 WORK_DIR=""     # the work folder to clean, resolved; empty: none we may trust
+BELOW_PERCENT="" # --if-free-below-percent: clean only below this much free (empty: always)
+BELOW_GIB=""     # --if-free-below-gib
 JOB_RUNNING=0
 WARNINGS=0
 
@@ -88,6 +96,15 @@ parse_args() {
 			[[ -n $WORK_OPT ]] || die_usage "--work-dir needs a directory"
 			shift
 			;;
+		--if-free-below-percent | --if-free-below-gib)
+			(($# >= 2)) || die_usage "$1 needs a number"
+			threshold "$1" "$2"
+			shift 2
+			;;
+		--if-free-below-percent=* | --if-free-below-gib=*)
+			threshold "${1%%=*}" "${1#*=}"
+			shift
+			;;
 		--dry-run)
 			DRY_RUN=1
 			shift
@@ -108,6 +125,17 @@ parse_args() {
 	[[ $RECENT_MINUTES =~ ^[0-9]{1,6}$ ]] ||
 		die_usage "RECENT_MINUTES must be a number of minutes, got '$RECENT_MINUTES'"
 	DIAG_KEEP=$((10#$DIAG_KEEP)) RECENT_MINUTES=$((10#$RECENT_MINUTES)) # 08 is not octal
+}
+
+# Threshold option $1 with value $2: a whole number (a percentage at most 100).
+threshold() {
+	[[ $2 =~ ^[0-9]{1,6}$ ]] || die_usage "$1 needs a whole number, got '$2'"
+	if [[ $1 == --if-free-below-percent ]]; then
+		BELOW_PERCENT=$((10#$2))
+		((BELOW_PERCENT <= 100)) || die_usage "$1 is a percentage (0 to 100), got '$2'"
+	else
+		BELOW_GIB=$((10#$2))
+	fi
 }
 
 # --work-dir is root's word, but only as written: a link on the way could be the runner
@@ -280,6 +308,29 @@ free_summary() {
 }
 
 df_line() { echo "  free: $(free_summary)"; }
+
+# Whether / and the work folder's filesystem both have at least the free space the thresholds
+# ask (as the disk check measures it: available bytes, and their share of the size); one df
+# cannot measure counts as short. SPACE says what was measured.
+enough_space() {
+	local path size avail short=0
+	SPACE=""
+	for path in / ${WORK_DIR:+"$WORK_DIR"}; do
+		size="" avail=""
+		read -r size avail < <(df -P -B1 "$(existing "$path")" </dev/null 2>/dev/null |
+			awk 'NR == 2 { print $2, $4 }') || true
+		if [[ ! $size =~ ^[0-9]+$ || ! $avail =~ ^[0-9]+$ ]] || ((size == 0)); then
+			SPACE+=", $path: df cannot tell"
+			short=1
+			continue
+		fi
+		SPACE+=", $path $(human "$avail") ($((avail * 100 / size))%) free"
+		if [[ -n $BELOW_PERCENT ]] && ((avail * 100 < BELOW_PERCENT * size)); then short=1; fi
+		if [[ -n $BELOW_GIB ]] && ((avail < BELOW_GIB * 1024 * 1024 * 1024)); then short=1; fi
+	done
+	SPACE=${SPACE#, }
+	((!short))
+}
 
 size_of() { du -sbx "$@" 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 
@@ -463,6 +514,16 @@ main() {
 	cd /  # nothing is ever removed relative to where the caller stood (root's home for cron)
 	parse_args "$@"
 	find_work_dir
+	if [[ -n $BELOW_PERCENT$BELOW_GIB ]]; then
+		local wanted=""
+		[[ -z $BELOW_PERCENT ]] || wanted="$BELOW_PERCENT%"
+		[[ -z $BELOW_GIB ]] || wanted+="${wanted:+ or }${BELOW_GIB}GiB"
+		if enough_space; then
+			echo "free_disk.sh: enough free space ($SPACE; cleaning starts below $wanted), nothing to do"
+			return 0
+		fi
+		echo "free_disk.sh: short of space ($SPACE; cleaning starts below $wanted)"
+	fi
 	local start
 	start=$(free_summary)
 	echo "free_disk.sh: runner dir $RUNNER_DIR, work dir ${WORK_DIR:-none}$( ((DRY_RUN)) && echo ' (dry run: nothing is changed)')"

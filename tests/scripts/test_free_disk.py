@@ -272,6 +272,10 @@ def test_a_failing_cleaner_is_a_warning_not_the_end(runner_dir, fakes):
         ([], {"RECENT_MINUTES": "ten"}, "RECENT_MINUTES must be a number"),
         ([], {"RECENT_MINUTES": "99999999999999999999"}, "RECENT_MINUTES must be a number"),
         ([], {"DIAG_KEEP": "-1"}, "DIAG_KEEP must be a number"),
+        (["--if-free-below-percent"], {}, "--if-free-below-percent needs a number"),
+        (["--if-free-below-percent", "ten"], {}, "needs a whole number, got 'ten'"),
+        (["--if-free-below-percent=101"], {}, "is a percentage (0 to 100)"),
+        (["--if-free-below-gib", "2.5"], {}, "needs a whole number, got '2.5'"),
     ],
 )
 def test_bad_arguments_exit_2_and_touch_nothing(args, env, message, runner_dir, cleaners):
@@ -293,6 +297,69 @@ def test_help(cleaners):
     assert "--work-dir DIR" in result.stdout
     assert "RECENT_MINUTES" in result.stdout
     assert "--dry-run" in result.stdout
+    assert "--if-free-below-percent P" in result.stdout
+    assert "--if-free-below-gib G" in result.stdout
+
+
+GIB = 1024**3
+
+
+@pytest.fixture
+def df(cleaners, runner_dir):
+    """The fake cleaners and a fake ``df -P -B1`` whose figures (size and available GiB) are set per test: those of
+    the work folder's filesystem for a path in the runner dir, those of / for any other."""
+    write_fake(
+        cleaners[0],
+        "df",
+        f"""case "${{*: -1}}" in {runner_dir}*) set -- $FAKE_DF_WORK ;; *) set -- $FAKE_DF_ROOT ;; esac
+echo "Filesystem 1-blocks Used Available Capacity Mounted on"
+echo "/dev/fake $(($1 * {GIB})) $((($1 - $2) * {GIB})) $(($2 * {GIB})) 50% /"
+""",
+    )
+    return cleaners
+
+
+@pytest.mark.parametrize(
+    ("root", "work", "args"),
+    [
+        ("100 50", "100 50", ["--if-free-below-percent", "10", "--if-free-below-gib", "5"]),
+        ("100 10", "20 2", ["--if-free-below-percent=10"]),
+        ("100 10", "20 5", ["--if-free-below-gib=5"]),
+    ],
+)
+def test_enough_free_space_touches_nothing(root, work, args, runner_dir, df):
+    before = tree(runner_dir)
+    result = free_disk(
+        ["--runner-dir", str(runner_dir), *args],
+        df,
+        env={"FAKE_DF_ROOT": root, "FAKE_DF_WORK": work},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "enough free space (/ " in result.stdout
+    assert "nothing to do" in result.stdout
+    assert tree(runner_dir) == before  # tool caches and workspaces stay
+    assert [c for c in df[1].read_text().splitlines() if not c.startswith("df ")] == []
+
+
+@pytest.mark.parametrize(
+    ("root", "work", "args"),
+    [
+        ("100 9", "100 50", ["--if-free-below-percent", "10"]),  # / short
+        ("100 50", "100 4", ["--if-free-below-gib", "5"]),  # the work disk short
+        ("100 50", "20 1", ["--if-free-below-percent", "1", "--if-free-below-gib", "2"]),
+        ("100 50", "garbage", ["--if-free-below-percent", "1"]),  # unmeasured: short
+    ],
+)
+def test_below_a_threshold_it_cleans(root, work, args, runner_dir, df):
+    result = free_disk(
+        ["--runner-dir", str(runner_dir), *args],
+        df,
+        env={"FAKE_DF_ROOT": root, "FAKE_DF_WORK": work},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "short of space" in result.stdout
+    assert not (runner_dir / "_work" / "kernel-ci").exists()
+    assert "apt-get clean" in df[1].read_text()
 
 
 # --- hostile trees: the runner user (every CI job) writes the runner dir, .runner and _work --
