@@ -10,6 +10,7 @@ the ``steps`` fixture, and list the module below.
 | sync_clock            | clock           | clock offset / time daemon unsynced    |
 | free_disk             | disk            | low disk on / or the runner's _work    |
 | reconfigure_runner    | registration    | missing, deleted or stale registration |
+| sync_labels           | labels          | a config label missing at GitHub       |
 | start_runner_service  | service         | runner service or listener not running |
 | diagnose_offline      | online          | GitHub shows the runner offline        |
 | enable_bpf_lsm        | bpf_lsm         | BPF LSM inactive (opt-in: reboots)     |
@@ -19,6 +20,7 @@ the ``steps`` fixture, and list the module below.
 MODULES = [
     "remediations.service",
     "remediations.registration",
+    "remediations.labels",
     "remediations.vm",
     "remediations.clock",
     "remediations.disk",

@@ -1,16 +1,20 @@
 """Full reconfigure: fresh registration token, remove the local config, register, install, start.
 
-Safety: the registration token is fetched before anything is touched, so when GitHub
-can't be reached (or refuses) nothing changes; a busy runner is never reconfigured. The
-token reaches config.sh on stdin as ACTIONS_RUNNER_INPUT_TOKEN, never in argv. config.sh runs
-as the runner user; the service is removed and installed by runner_health.unit (systemctl),
-never by the runner's svc.sh, which any job can rewrite.
+Safety: identity is never rewritten on a guess: a VM registered under another name than the
+config's is refused unless remediation.reconcile_identity = true (a missing ``.runner``, or
+one naming the config's runner, is re-registered). The registration token is fetched before
+anything is touched, so when GitHub can't be reached (or refuses) nothing changes; a busy
+runner is never reconfigured. The token reaches config.sh on stdin as
+ACTIONS_RUNNER_INPUT_TOKEN, never in argv. config.sh runs as the runner user; the service is
+removed and installed by runner_health.unit (systemctl), never by the runner's svc.sh, which
+any job can rewrite.
 """
 
 import shlex
 
 import pytest
 
+from runner_health.config import Settings
 from runner_health.github import GitHub, GitHubError
 from runner_health.runner import RunnerInstall
 from runner_health.steps import RemediationFailed, RemediationRefused, Steps
@@ -18,8 +22,24 @@ from runner_health.targets import as_user, run
 from runner_health.unit import install_unit, uninstall_unit
 
 
-def reconfigure(github: GitHub, install: RunnerInstall, settings, steps: Steps) -> None:
+def check_identity(install: RunnerInstall, settings: Settings) -> None:
+    """RemediationRefused when ``.runner`` names another runner than the config does.
+
+    A typo in runner.name must not stop a working runner and register a second one: the
+    name is only changed when the config says so (remediation.reconcile_identity).
+    """
+    held = (install.registration() or {}).get("agentName")
     name = settings.runner.name
+    if isinstance(held, str) and held != name and not settings.remediation.reconcile_identity:
+        raise RemediationRefused(
+            f"config says {name!r}, this VM is registered as {held[:100]!r}: fix runner.name, or set "
+            f"remediation.reconcile_identity = true to re-register this VM as {name!r}"
+        )
+
+
+def reconfigure(github: GitHub, install: RunnerInstall, settings: Settings, steps: Steps) -> None:
+    name = settings.runner.name
+    check_identity(install, settings)
     try:
         token = github.registration_token()
         at_github = github.runner(name)

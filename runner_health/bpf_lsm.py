@@ -20,6 +20,18 @@ GRUB = "/etc/default/grub"
 # GRUB copies the kernel command line into grub.cfg, a script it parses at boot: only LSM
 # names (and the commas between them) may go there.
 LSM_NAMES = re.compile(LSM_LIST)
+KERNEL_LABEL = re.compile(r"kernel-(\d+\.\d+)")
+
+
+def kernel_version(label: str) -> str | None:
+    """X.Y of a ``kernel-X.Y`` runner label (kernel-matrix jobs pick a runner by it), else None."""
+    match = KERNEL_LABEL.fullmatch(label)
+    return match.group(1) if match else None
+
+
+def runs_kernel(release: str, version: str) -> bool:
+    """Whether ``uname -r``'s ``release`` is kernel ``version`` (X.Y)."""
+    return release == version or release.startswith(f"{version}.")
 
 
 def active(host: Host) -> list[str]:

@@ -5,21 +5,24 @@
 >>> steps.lines
 ['$ systemctl start ... (service is inactive) -> exit 0']
 
-Every change a remediation makes goes through ``run`` (or ``after_run``, for a change that
-must wait until the reports are written); reads go straight to the host. That is what makes
-``--dry-run`` honest and the report complete.
+Every change a remediation makes goes through ``run`` (``call`` for an API call, ``after_run``
+for a change that must wait until the reports are written); reads go straight to the host.
+That is what makes ``--dry-run`` honest and the report complete.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from testinfra.backend.base import CommandResult
 from testinfra.host import Host
 
 from runner_health import redact
 from runner_health.targets import as_root, run
+
+T = TypeVar("T")
 
 
 class RemediationRefused(Exception):
@@ -76,6 +79,16 @@ class Steps:
         )
         if check and result.rc != 0:
             raise RemediationFailed(f"`{command}` exited {result.rc}: {output[-500:]}")
+        return result
+
+    def call(self, action: Callable[[], T], *, what: str, why: str) -> T | None:
+        """Make a change that is an API call, not a command (GitHub's REST API); None in a
+        dry run."""
+        if self.dry_run:
+            self._add(f"would {what}  ({why})")
+            return None
+        result = action()
+        self._add(f"{what}  ({why}) -> done")
         return result
 
     def after_run(self, command: str, *, why: str, host: Host | None = None) -> None:
