@@ -6,6 +6,8 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
+    """Precedence when several apply: UNHEALTHY > UNKNOWN > HEALED > HEALTHY."""
+
     HEALTHY = 0  # every check passed at the first attempt
     UNHEALTHY = 1  # a check still fails after its remediation (or had none)
     INTERRUPTED = 2
@@ -15,6 +17,7 @@ class ExitCode(IntEnum):
     LOCKED = 6  # another run holds the lock: nothing was touched
     HEALED = 7  # something failed, a remediation fixed it, and every check now passes
     STALE_LOCK = 8  # the lock is held for longer than a run can last: no run can heal anything
+    UNKNOWN = 9  # nothing failed, but a check could not observe: its condition is not known
 
     @property
     def label(self) -> str:

@@ -45,7 +45,7 @@ def state(workstation: Host, name: str) -> str:
     try:
         found = json.loads(result.stdout)["info"][name]["state"]
     except (ValueError, LookupError, TypeError) as exc:
-        raise MultipassError(f"multipass info {name}: unexpected output ({exc!r})") from None
+        raise MultipassError(f"multipass info {name}: unexpected output ({exc})") from None
     if not isinstance(found, str) or found not in STATES:
         raise MultipassError(f"multipass info {name}: unknown state {found!r}")
     return found

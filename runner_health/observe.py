@@ -1,4 +1,4 @@
-"""When a check cannot observe its fact, it says so, and no fix runs.
+"""When a check cannot observe its fact, it says so in words, and no fix runs.
 
 >>> read(target, "cat /sys/kernel/security/lsm")
 'lockdown,capability,landlock,yama,apparmor,bpf\\n'
@@ -6,12 +6,14 @@
 A check fails (an ``assert``) only on a fact it observed. When the reading itself failed
 (a command exited non-zero or timed out, GitHub refused or could not be reached, a tool
 printed something unparseable) the check raises ``CannotObserve``; ``GitHubError``,
-``CommandTimeout`` and ``TargetUnreachable`` (ssh could not connect) count the same. The healing hook then records the check as "error" with
-the reason and runs no remediation: a fix chosen on a reading nobody made is a guess.
+``CommandTimeout`` and ``TargetUnreachable`` (ssh could not connect) count the same. The
+healing hook then records the check as "unknown" with the reason and runs no remediation: a
+fix chosen on a reading nobody made is a guess.
 """
 
 from __future__ import annotations
 
+from testinfra.backend.base import CommandResult
 from testinfra.host import Host
 
 from runner_health.github import GitHubError
@@ -35,5 +37,25 @@ def read(host: Host, command: str, *, timeout: float = 30) -> str:
     """The stdout of a read-only command; CannotObserve when it exits non-zero."""
     result = run(host, command, timeout=timeout)
     if result.rc != 0:
-        raise CannotObserve(f"`{command}` exited {result.rc}: {result.stderr.strip()[-300:]}")
+        raise CannotObserve(failed(command, result))
     return result.stdout
+
+
+def failed(command: str, result: CommandResult) -> str:
+    """A command that did not answer, in words: what ran, its exit status, its last stderr."""
+    return f"`{command}` exited {result.rc}: {result.stderr.strip()[-300:]}"
+
+
+def testinfra_failure(error: AssertionError) -> CannotObserve | None:
+    """testinfra's ``check_output``, ``run_test`` and its modules (``host.file(...).exists``)
+    assert on a command's exit status with the CommandResult's repr as the message: that is
+    a reading that failed, not a failed check. Said in words; None for any other assert."""
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    if trace is None or trace.tb_frame.f_globals.get("__name__") != "testinfra.host":
+        return None
+    result = trace.tb_frame.f_locals.get("out")
+    if not isinstance(result, CommandResult):
+        return None
+    return CannotObserve(failed(result.backend.decode(result.command), result))

@@ -4,14 +4,22 @@ A check is a test in ``checks/`` whose module name is its condition (``test_serv
 ``service``). It names its fix with ``@pytest.mark.remediation("fixture_name")`` and its
 prerequisites with ``pytestmark = pytest.mark.needs("vm", ...)``. When a check fails, the
 hook below runs the fix, records what it did on the report, and pytest-rerunfailures runs
-the check once more. A check whose prerequisite stayed unhealthy is skipped, not fixed twice.
+the check once more. Every check runs whatever else is broken (the alert needs every fact):
+a prerequisite that is unhealthy stops only the fix ("not run: prerequisite ..."). Only a
+VM that is down stops a check that needs "vm": nothing can be read from it ("unknown").
 
 A check fails (an ``assert``) only on a fact it observed. When it cannot observe (a command
 failed or printed garbage, GitHub refused or was unreachable) it raises
-``runner_health.observe.CannotObserve``; ``GitHubError``, ``CommandTimeout`` and
-``TargetUnreachable`` count the same (``observe.UNOBSERVABLE``). The hook then records "error" with that reason, runs no fix and
-no rerun, and marks the condition unhealthy. The readers in ``runner_health`` (``disk.usage``,
-``clock``, ``multipass.state``, ``bpf_lsm.active``, ``observe.read``) raise it for you.
+``runner_health.observe.CannotObserve``; ``GitHubError``, ``CommandTimeout``,
+``TargetUnreachable`` and testinfra's asserts on a command's exit status count the same
+(``observe.UNOBSERVABLE``). The hook then records "unknown" with that one-line cause, runs no
+fix and no rerun, and marks the condition unhealthy. The readers in ``runner_health``
+(``disk.usage``, ``clock``, ``multipass.state``, ``bpf_lsm.active``, ``observe.read``) raise
+it for you. A check that needs the admin token on a machine without one
+(``github.use_token = false``) is skipped: the host or the workflow checks that side.
+
+``mode = "report"`` and ``--no-remediate`` run no fix. A silenced check runs and is
+reported ("silenced") but gets no fix and never counts toward the exit status.
 """
 
 from __future__ import annotations
@@ -20,22 +28,23 @@ import html
 import json
 import sys
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, time, timezone
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import pytest
 import pytest_html
 from testinfra.host import Host
 
+from runner_health import __version__, observe, redact, reports, targets
 from runner_health import config as config_module
 from runner_health import lock as run_lock
-from runner_health import redact, reports, targets
-from runner_health.config import ConfigError, Settings
+from runner_health.config import ConfigError, Settings, Silence
 from runner_health.exitcodes import ExitCode
-from runner_health.github import GitHub
-from runner_health.observe import UNOBSERVABLE
+from runner_health.github import GitHub, NoToken
+from runner_health.observe import UNOBSERVABLE, CannotObserve
 from runner_health.runner import RunnerInstall
 from runner_health.steps import RemediationFailed, RemediationRefused, Steps
 from runner_health.targets import target as make_target
@@ -54,10 +63,13 @@ CHECK_ORDER = (
     "version",
 )
 MARKERS = (
-    "needs(*conditions): this check module's prerequisites; skipped while one is unhealthy",
+    "needs(*conditions): this check module's prerequisites; its fix waits until they are healthy",
     "remediation(fixture): the fixture that returns the fix for this check",
     "github: needs only the GitHub API (no access to the runner VM)",
 )
+
+
+NO_TOKEN = "GitHub side: checked from the host or the workflow (github.use_token = false)"
 
 
 @dataclass
@@ -66,11 +78,19 @@ class CheckRecord:
 
     nodeid: str
     condition: str
-    outcome: str = "passed"  # passed | healed | failed | skipped | error
+    outcome: str = "passed"  # passed | healed | failed | unknown | skipped | silenced
     remediation: str | None = None
-    failure: str | None = None
+    failure: str | None = None  # one line: the assert's message, the cause, the skip reason
     steps: list[str] = field(default_factory=list)
-    fix_result: str | None = None  # done | refused | failed
+    fix_result: str | None = None  # done | refused | failed | dry run | not run: <why>
+    name: str = ""  # the check function (with its parameters)
+    failure_text: str | None = None  # the whole failure, scrubbed (never a traceback if unknown)
+    duration_seconds: float = 0.0  # every attempt, and the fix
+    measurements: dict[str, float | int | str] = field(default_factory=dict)  # record_property
+    silence: dict[str, str] | None = None  # {"reason", "until"}
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.nodeid.split("::")[-1]
 
 
 @dataclass
@@ -78,17 +98,28 @@ class Run:
     settings: Settings | None
     remediate: bool
     dry_run: bool
+    mode: str = "heal"  # heal | report | dry-run | no-remediate
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     report_dir: Path | None = None
     records: dict[str, CheckRecord] = field(default_factory=dict)
-    unhealthy: set[str] = field(default_factory=set)
+    unhealthy: dict[str, str] = field(default_factory=dict)  # condition -> failed | unknown
     lock: run_lock.RunLock | None = None
     status: ExitCode | None = None
+    summary: dict[str, Any] = field(default_factory=dict)  # what summary.json holds
     deferred: list[tuple[Host, str]] = field(default_factory=list)  # Steps.after_run
-    prune_warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # silences, pruning
+
+    @property
+    def silences(self) -> list[Silence]:
+        """The silences in force (an expired one is warned about, never applied)."""
+        assert self.settings is not None
+        return [s for s in self.settings.silences if not s.expired(self.started_at)]
 
 
 RUN = pytest.StashKey[Run]()
 FIX = pytest.StashKey[tuple[str, Callable[[], None], Steps]]()
+NO_FIX = pytest.StashKey["str | None"]()  # why this check's fix may not run, decided at its start
+SILENCE = pytest.StashKey["Silence | None"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -145,12 +176,14 @@ def pytest_configure(config: pytest.Config) -> None:
         token = config_module.resolve_token(settings)
     except ConfigError as exc:
         raise pytest.UsageError(f"runner-health config: {exc}") from None
-    redact.register(token)
+    if token is not None:
+        redact.register(token)
     settings = replace(settings, token=token)
     run = Run(
         settings,
-        remediate=not config.option.no_remediate,
+        remediate=not config.option.no_remediate and settings.mode == "heal",
         dry_run=config.option.dry_run,
+        mode=_mode(settings, config),
     )
     run.lock = _take_lock(settings)
     config.stash[RUN] = run
@@ -160,17 +193,33 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.xmlpath = str(run.report_dir / "junit.xml")
 
 
+def _mode(settings: Settings, config: pytest.Config) -> str:
+    """How this run may act: the config's report mode wins over the command line's options."""
+    if settings.mode == "report":
+        return "report"
+    if config.option.no_remediate:
+        return "no-remediate"
+    return "dry-run" if config.option.dry_run else "heal"
+
+
+MODE_WORDS = {
+    "heal": "heal (a failing check's fix runs)",
+    "report": 'report: observe only, no fix runs (mode = "report" in the config)',
+    "no-remediate": "no-remediate: observe only, no fix runs (--no-remediate)",
+    "dry-run": "dry run: each fix says what it would do, nothing changes (--dry-run)",
+}
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
     """The report's Environment table says what was checked, and how."""
     run = config.stash.get(RUN, None)
     if run is None or run.settings is None:
         return
+    metadata["runner-health"] = __version__
     metadata["Target"] = run.settings.target
     metadata["Runner"] = f"{run.settings.runner.name} ({run.settings.github.runner_url})"
-    metadata["Mode"] = (
-        "dry run" if run.dry_run else ("remediate" if run.remediate else "report only")
-    )
+    metadata["Mode"] = MODE_WORDS[run.mode]
 
 
 def _report_dir(config: pytest.Config, settings: Settings) -> Path:
@@ -218,6 +267,13 @@ def condition_of(item: pytest.Item) -> str:
     return item.path.stem.removeprefix("test_")
 
 
+def silence_for(run: Run, item: pytest.Item) -> Silence | None:
+    """The silence in force for this check: by its condition or its function's name."""
+    names = {condition_of(item), getattr(item, "originalname", item.name)}
+    return next((s for s in run.silences if s.check in names), None)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: a silence for a deselected check is known
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     run = config.stash.get(RUN, None)
     if run is None:
@@ -228,11 +284,59 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return (CHECK_ORDER.index(name) if name in CHECK_ORDER else len(CHECK_ORDER), name)
 
     items.sort(key=rank)
-    if run.remediate:
-        for item in items:
-            if item.get_closest_marker("remediation") and not item.get_closest_marker("flaky"):
-                reruns = 0 if run.dry_run else 1
-                item.add_marker(pytest.mark.flaky(reruns=reruns, rerun_except=list(UNOBSERVABLE)))
+    if run.settings is not None:
+        run.warnings += _silence_warnings(run, items)
+
+
+def _silence_warnings(run: Run, items: list[pytest.Item]) -> list[str]:
+    """An expired silence is no longer applied, and one naming no check never was: say so."""
+    assert run.settings is not None
+    known = set(CHECK_ORDER)
+    for item in items:
+        known |= {condition_of(item), getattr(item, "originalname", item.name)}
+    warnings = []
+    for silence in run.settings.silences:
+        if silence.expired(run.started_at):
+            warnings.append(
+                f"silence for {silence.check} expired {when(silence.until)}: {silence.reason}"
+            )
+        elif silence.check not in known:
+            warnings.append(f"silence for {silence.check} names no known check or condition")
+    return warnings
+
+
+def when(moment: datetime) -> str:
+    """A silence's end as written: a date (the end of that day, UTC), else date and time."""
+    if moment.time() == time.max:
+        return moment.date().isoformat()
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Decide, as the check starts, whether its fix may run; only then may it be rerun."""
+    run = item.config.stash.get(RUN, None)
+    if run is None or run.settings is None:
+        return
+    item.stash[SILENCE] = silence_for(run, item)
+    item.stash[NO_FIX] = _why_no_fix(run, item)
+    if (
+        run.remediate
+        and item.stash[NO_FIX] is None
+        and item.get_closest_marker("remediation")
+        and not item.get_closest_marker("flaky")
+    ):
+        reruns = 0 if run.dry_run else 1
+        item.add_marker(pytest.mark.flaky(reruns=reruns, rerun_except=list(UNOBSERVABLE)))
+
+
+def _why_no_fix(run: Run, item: pytest.Item) -> str | None:
+    """Why this check's fix may not run (a silence, an unhealthy prerequisite), or None."""
+    if item.stash[SILENCE] is not None:
+        return "silenced"
+    needs = [needed for m in item.iter_markers("needs") for needed in m.args]
+    unhealthy = next((needed for needed in needs if needed in run.unhealthy), None)
+    return None if unhealthy is None else f"prerequisite '{unhealthy}' is unhealthy"
 
 
 # -- fixtures ----------------------------------------------------------------------------
@@ -249,8 +353,8 @@ def settings(request: pytest.FixtureRequest) -> Settings:
 
 @pytest.fixture(scope="session")
 def github(settings: Settings) -> GitHub:
-    """The GitHub API client (the one place that talks to GitHub)."""
-    assert settings.token is not None
+    """The GitHub API client (the one place that talks to GitHub); without a token
+    (``github.use_token = false``) only GitHub's clock can be read."""
     return GitHub(settings.github, settings.token)
 
 
@@ -291,19 +395,42 @@ def steps(request: pytest.FixtureRequest, settings: Settings, target: Host) -> S
 
 @pytest.fixture(autouse=True)
 def _healing(request: pytest.FixtureRequest) -> None:
-    """Skip a check whose prerequisite is unhealthy; otherwise have its fix ready."""
+    """Have a check's fix ready unless something stops it; a check that needs a VM that is
+    down reads nothing from it (unknown, not run)."""
     run = request.config.stash.get(RUN, None)
     if run is None or run.settings is None or not isinstance(request.node, pytest.Function):
         return
     item = request.node
-    for marker in item.iter_markers("needs"):
-        for needed in marker.args:
-            if needed in run.unhealthy:
-                pytest.skip(f"prerequisite '{needed}' is unhealthy")
+    needs = {needed for m in item.iter_markers("needs") for needed in m.args}
+    if "vm" in needs and "vm" in run.unhealthy:
+        raise CannotObserve(VM_DOWN[run.unhealthy["vm"]])
     marker = item.get_closest_marker("remediation")
-    if marker and run.remediate and FIX not in item.stash:
+    if marker and run.remediate and item.stash.get(NO_FIX, None) is None and FIX not in item.stash:
         name = marker.args[0]
         item.stash[FIX] = (name, request.getfixturevalue(name), request.getfixturevalue("steps"))
+
+
+VM_DOWN = {
+    "failed": "the VM is not running (see the vm check)",
+    "unknown": "the VM's state could not be read (see the vm check)",
+}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """What a check raises, in the plugin's terms: no token here is a skip (the host asks
+    GitHub), testinfra's assert on a command's exit status is a reading that failed."""
+    try:
+        return (yield)
+    except NoToken:
+        if RUN not in item.config.stash:
+            raise
+        pytest.skip(NO_TOKEN)
+    except AssertionError as exc:
+        unobserved = observe.testinfra_failure(exc) if RUN in item.config.stash else None
+        if unobserved is None:
+            raise
+        raise unobserved from None
 
 
 # -- the healing hook --------------------------------------------------------------------
@@ -319,19 +446,47 @@ def pytest_runtest_makereport(
         return report
     _scrub(report)
     record = run.records.setdefault(item.nodeid, CheckRecord(item.nodeid, condition_of(item)))
-    error = call.excinfo.value if report.when == "call" and call.excinfo else None
-    unobserved = isinstance(error, UNOBSERVABLE)
+    report.runner_health = record  # for the HTML report's rows
+    record.duration_seconds += report.duration
+    unobserved = report.failed and (report.when != "call" or _unobserved(call))
     final = unobserved or _is_final_attempt(item)
-    if report.when == "call" and report.failed:
-        if unobserved:
-            record.failure = redact.scrub(f"could not observe ({type(error).__name__}): {error}")
-        else:
-            record.failure = _summary_line(report)
-            if FIX in item.stash and (not final or run.dry_run):
-                _run_fix(item, report, record)
+    if unobserved:
+        _say_unobserved(report, call, record)
+    elif report.when == "call" and report.failed:
+        record.failure = _summary_line(report)
+        record.failure_text = redact.scrub(report.longreprtext)
+        if FIX in item.stash and (not final or run.dry_run):
+            started = monotonic()
+            _run_fix(item, report, record)
+            record.duration_seconds += monotonic() - started
+        elif (
+            run.remediate
+            and item.stash.get(NO_FIX, None)
+            and (marker := item.get_closest_marker("remediation"))
+        ):
+            record.remediation = marker.args[0]
+            record.fix_result = f"not run: {item.stash[NO_FIX]}"
     if report.failed or (report.when == "call" and final) or report.skipped:
-        _finish(run, record, report, final, unobserved)
+        _finish(run, item, record, report, final, unobserved)
     return report
+
+
+def _unobserved(call: pytest.CallInfo[None]) -> bool:
+    return call.excinfo is not None and isinstance(call.excinfo.value, UNOBSERVABLE)
+
+
+def _say_unobserved(
+    report: pytest.TestReport, call: pytest.CallInfo[None], record: CheckRecord
+) -> None:
+    """The cause in words, on one line: no traceback or repr, wherever the report is read."""
+    error = call.excinfo.value if call.excinfo else None
+    if isinstance(error, UNOBSERVABLE):
+        text = redact.scrub(str(error).strip()) or type(error).__name__
+    else:  # a fixture broke: the check never got to look
+        text = f"could not run: {_summary_line(report)}"
+    record.failure = " ".join(text.split())
+    record.failure_text = text
+    report.longrepr = record.failure
 
 
 def _is_final_attempt(item: pytest.Item) -> bool:
@@ -368,21 +523,35 @@ def _run_fix(item: pytest.Item, report: pytest.TestReport, record: CheckRecord) 
 
 
 def _finish(
-    run: Run, record: CheckRecord, report: pytest.TestReport, final: bool, unobserved: bool
+    run: Run,
+    item: pytest.Item,
+    record: CheckRecord,
+    report: pytest.TestReport,
+    final: bool,
+    unobserved: bool,
 ) -> None:
     if report.skipped:
         record.outcome = "skipped"
         record.failure = _summary_line(report)
     elif report.failed and (final or report.when != "call"):
-        record.outcome = "failed" if report.when == "call" and not unobserved else "error"
-        run.unhealthy.add(record.condition)
+        record.outcome = "unknown" if unobserved else "failed"
+        run.unhealthy.setdefault(record.condition, record.outcome)
     elif report.passed and report.when == "call":
         record.outcome = "healed" if record.fix_result == "done" else "passed"
+    record.measurements = {
+        name: value if isinstance(value, (int, float, str)) else str(value)
+        for name, value in item.user_properties
+        if not name.startswith("remediation")
+    }
+    silence = item.stash.get(SILENCE, None)
+    if silence is not None:
+        record.outcome = "silenced"
+        record.silence = {"reason": silence.reason, "until": silence.until.isoformat()}
 
 
 def _summary_line(report: pytest.TestReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2]).removeprefix("Skipped: ")
+        return redact.scrub(str(report.longrepr[2]).removeprefix("Skipped: "))
     text = getattr(report.longrepr, "reprcrash", None)
     message = text.message if text is not None else str(report.longrepr)
     return redact.scrub(message.splitlines()[0] if message else "")
@@ -400,28 +569,62 @@ def _scrub(report: pytest.TestReport) -> None:
 # -- the end of the run ------------------------------------------------------------------
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)  # before pytest-html writes report.html, which shows the verdict
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = session.config.stash.get(RUN, None)
     if run is None or run.settings is None:
         return
-    outcomes = {r.outcome for r in run.records.values()}
-    if exitstatus == ExitCode.HEALTHY and "healed" in outcomes:
-        session.exitstatus = ExitCode.HEALED
-    run.status = ExitCode(session.exitstatus)
+    run.status = _status(run, exitstatus)
+    session.exitstatus = run.status
     assert run.report_dir is not None
-    summary = {
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    if not session.config.option.reports_dir:  # cron runs every 5 minutes: keep the newest
+        run.warnings += reports.prune(run.report_dir.parent, run.settings.reports_keep)
+    finished = datetime.now(timezone.utc)
+    run.summary = {
+        "runner_health_version": __version__,
+        "started_at": run.started_at.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "duration_seconds": round((finished - run.started_at).total_seconds(), 3),
         "status": run.status.label,
-        "exit_code": int(session.exitstatus),
+        "exit_code": int(run.status),
         "target": run.settings.target,
         "runner": run.settings.runner.name,
-        "mode": "dry-run" if run.dry_run else ("remediate" if run.remediate else "report-only"),
-        "checks": [vars(r) for r in run.records.values()],
+        "mode": run.mode,
+        "silences": [
+            {
+                "check": s.check,
+                "reason": s.reason,
+                "until": s.until.isoformat(),
+                "expired": s.expired(run.started_at),
+            }
+            for s in run.settings.silences
+        ],
+        "warnings": run.warnings,
+        "checks": [
+            {**asdict(r), "duration_seconds": round(r.duration_seconds, 3)}
+            for r in run.records.values()
+        ],
     }
-    (run.report_dir / "summary.json").write_text(redact.scrub(json.dumps(summary, indent=2)) + "\n")
-    if not session.config.option.reports_dir:  # cron runs every 5 minutes: keep the newest
-        run.prune_warnings = reports.prune(run.report_dir.parent, run.settings.reports_keep)
+    text = redact.scrub(json.dumps(run.summary, indent=2))
+    (run.report_dir / "summary.json").write_text(text + "\n")
+
+
+def _status(run: Run, exitstatus: int) -> ExitCode:
+    """The run's verdict from its checks: unhealthy > unknown > healed > healthy. A silenced
+    check never counts; pytest's other statuses (interrupted, no checks) stand."""
+    if exitstatus not in (ExitCode.HEALTHY, ExitCode.UNHEALTHY):
+        return ExitCode(exitstatus)
+    outcomes = {r.outcome for r in run.records.values()}
+    for outcome, status in (
+        ("failed", ExitCode.UNHEALTHY),
+        ("unknown", ExitCode.UNKNOWN),
+        ("healed", ExitCode.HEALED),
+    ):
+        if outcome in outcomes:
+            return status
+    if exitstatus == ExitCode.UNHEALTHY and "silenced" not in outcomes:
+        return ExitCode.UNHEALTHY  # something pytest counted that no check recorded
+    return ExitCode.HEALTHY
 
 
 def _run_deferred(run: Run, config: pytest.Config) -> None:
@@ -441,19 +644,34 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if run is None or run.settings is None:
         return
     terminalreporter.section("runner-health")
+    if run.mode != "heal":
+        terminalreporter.write_line(f"mode: {MODE_WORDS[run.mode]}")
     for record in run.records.values():
-        line = f"{record.outcome.upper():8} {record.nodeid.split('::')[-1]}"
-        if record.remediation:
-            line += f"  [{record.remediation}: {record.fix_result}]"
-        if record.outcome != "passed" and record.failure:
-            line += f"  {record.failure}"
-        terminalreporter.write_line(redact.scrub(line))
-    for warning in run.prune_warnings:
+        terminalreporter.write_line(redact.scrub(_check_line(record)))
+    for silence in run.silences:
+        terminalreporter.write_line(
+            f"silence: {silence.check} until {when(silence.until)}: {silence.reason}"
+        )
+    for warning in run.warnings:
         terminalreporter.write_line(f"warning: {warning}")
     status = run.status or ExitCode(exitstatus)
     terminalreporter.write_line(
         f"status: {status.label} (exit {int(status)}); reports: {run.report_dir}"
     )
+
+
+def _check_line(record: CheckRecord) -> str:
+    """One line per check: its outcome, its fix, and why, in words."""
+    line = f"{record.outcome.upper():8} {record.name}"
+    if record.remediation:
+        line += f"  [{record.remediation}: {record.fix_result}]"
+    if record.silence is not None:
+        until = datetime.fromisoformat(record.silence["until"])
+        line += f"  until {when(until)}: {record.silence['reason']}"
+        line += f" (still failing: {record.failure})" if record.failure else " (passes now)"
+    elif record.outcome != "passed" and record.failure:
+        line += f"  {record.failure}"
+    return line
 
 
 def pytest_html_report_title(report: Any) -> None:

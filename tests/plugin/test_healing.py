@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -109,6 +111,14 @@ def summary(project: pytest.Pytester) -> dict:
     return json.loads(found.read_text())
 
 
+def html_data(project: pytest.Pytester) -> dict:
+    """What report.html shows: pytest-html keeps its environment and rows as JSON."""
+    (page,) = (project.path / "reports").glob("*/report.html")
+    blob = re.search(r'data-jsonblob="([^"]*)"', page.read_text())
+    assert blob is not None
+    return json.loads(html.unescape(blob.group(1)))
+
+
 def test_failing_check_is_fixed_rerun_and_reported_healed(project):
     write_check(project, "thing", HEALABLE)
     result = project.runpytest_subprocess("checks")
@@ -121,7 +131,7 @@ def test_failing_check_is_fixed_rerun_and_reported_healed(project):
     (html,) = (project.path / "reports").glob("*/report.html")
     page = html.read_text()
     assert "remediation make_healthy: done" in page
-    assert "Mode" in page and "remediate" in page
+    assert "Mode" in page and "heal (a failing check" in page
     (junit,) = (project.path / "reports").glob("*/junit.xml")
     assert 'name="remediation" value="make_healthy"' in junit.read_text()
 
@@ -175,18 +185,44 @@ def test_refused_fix_is_recorded_and_the_check_stays_failed(project):
     assert summary(project)["checks"][0]["fix_result"] == "refused"
 
 
-def test_unhealthy_prerequisite_skips_dependent_check_and_its_fix(project):
-    write_check(project, "vm", 'def test_vm():\n    assert False, "vm down"\n')
+def test_unhealthy_prerequisite_stops_the_fix_not_the_check(project):
+    write_check(project, "clock", 'def test_clock():\n    assert False, "clock off"\n')
+    write_check(
+        project,
+        "service",
+        'import pytest\npytestmark = pytest.mark.needs("clock")\n'
+        '@pytest.mark.remediation("make_healthy")\ndef test_service():\n'
+        '    assert False, "service down"\n',
+    )
+    result = project.runpytest_subprocess("checks")
+    assert result.ret == 1
+    assert calls(project) == 0
+    assert "RERUN" not in result.stdout.str()
+    _, service = summary(project)["checks"]
+    assert service["outcome"] == "failed" and service["failure"] == "AssertionError: service down"
+    assert service["remediation"] == "make_healthy"
+    assert service["fix_result"] == "not run: prerequisite 'clock' is unhealthy"
+    result.stdout.fnmatch_lines(
+        ["FAILED   test_service  [[]make_healthy: not run: prerequisite 'clock' is unhealthy]*"]
+    )
+
+
+def test_a_check_that_needs_a_vm_that_is_down_is_unknown_without_running(project):
+    write_check(project, "vm", 'def test_vm():\n    assert False, "vm stopped"\n')
     write_check(
         project,
         "service",
         'import pytest\npytestmark = pytest.mark.needs("vm")\n'
-        '@pytest.mark.remediation("make_healthy")\ndef test_service():\n    assert False\n',
+        '@pytest.mark.remediation("make_healthy")\ndef test_service(settings):\n'
+        '    (settings.path.parent / "ran").touch()\n',
     )
-    result = project.runpytest_subprocess("checks", "-rs")
+    result = project.runpytest_subprocess("checks")
     assert result.ret == 1
-    assert calls(project) == 0
-    result.stdout.fnmatch_lines(["*prerequisite 'vm' is unhealthy*"])
+    assert calls(project) == 0 and not (project.path / "ran").exists()
+    _, service = summary(project)["checks"]
+    assert service["outcome"] == "unknown" and service["fix_result"] is None
+    assert service["failure"] == "the VM is not running (see the vm check)"
+    assert "Traceback" not in result.stdout.str() and "CannotObserve" not in result.stdout.str()
 
 
 def test_checks_run_in_dependency_order(project):
@@ -276,7 +312,7 @@ def test_secrets_never_reach_the_reports(project):
     assert SECRET not in result.stdout.str()
 
 
-# -- a check that cannot observe: "error", and no fix ---------------------------------------
+# -- a check that cannot observe: "unknown" (exit 9), and no fix ---------------------------
 
 
 def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -303,18 +339,24 @@ def configure(
 
 
 def unobserved(project: pytest.Pytester, check: str, *args: str) -> dict:
-    """Run the real ``checks/test_<check>.py``: it must end "error" with no fix run, exit 1."""
+    """Run the real ``checks/test_<check>.py``: it must end "unknown" with no fix run, exit 9,
+    its cause on one line with no traceback or Python repr anywhere."""
     shutil.copy(ROOT / "checks" / f"test_{check}.py", project.path / "checks")
     result = project.runpytest_subprocess(*(args or ("checks",)))
-    assert result.ret == 1, result.stdout.str()
+    assert result.ret == 9, result.stdout.str()
     assert calls(project) == 0
-    assert "RERUN" not in result.stdout.str()
+    output = result.stdout.str()
+    assert "RERUN" not in output
     (record,) = [r for r in summary(project)["checks"] if r["outcome"] != "passed"]
-    assert record["outcome"] == "error" and record["remediation"] is None, record
+    assert record["outcome"] == "unknown" and record["remediation"] is None, record
+    assert "\n" not in record["failure"]
+    for text in (output, json.dumps(record), json.dumps(html_data(project))):
+        assert not re.search(r"Traceback|CommandResult\(|Error\(|\.py:\d", text), text
+    result.stdout.fnmatch_lines([f"UNKNOWN  {record['name']}  {record['failure']}"])
     return record
 
 
-def test_check_that_cannot_observe_is_an_error_runs_no_fix_and_its_dependants_skip(project):
+def test_check_that_cannot_observe_is_unknown_runs_no_fix_and_its_dependants_say_why(project):
     write_check(
         project,
         "vm",
@@ -328,13 +370,16 @@ def test_check_that_cannot_observe_is_an_error_runs_no_fix_and_its_dependants_sk
         'import pytest\npytestmark = pytest.mark.needs("vm")\ndef test_service():\n    pass\n',
     )
     result = project.runpytest_subprocess("checks")
-    assert result.ret == 1
+    assert result.ret == 9
     assert calls(project) == 0 and not (project.path / "healthy").exists()
     vm, service = summary(project)["checks"]
-    assert vm["outcome"] == "error" and vm["fix_result"] is None
-    assert vm["failure"] == "could not observe (CannotObserve): multipass printed nonsense"
-    assert service["outcome"] == "skipped"
-    result.stdout.fnmatch_lines(["*ERROR*test_vm  could not observe (CannotObserve)*"])
+    assert vm["outcome"] == "unknown" and vm["fix_result"] is None
+    assert vm["failure"] == "multipass printed nonsense"
+    assert service["outcome"] == "unknown"
+    assert service["failure"] == "the VM's state could not be read (see the vm check)"
+    result.stdout.fnmatch_lines(
+        ["UNKNOWN  test_vm  multipass printed nonsense", "status: unknown (exit 9)*"]
+    )
 
 
 def test_disk_check_on_a_mistyped_runner_directory_runs_no_cleanup(project):
@@ -350,19 +395,17 @@ def test_disk_check_on_a_mistyped_runner_directory_runs_no_cleanup(project):
 
 def test_clock_check_refused_by_github_runs_no_clock_fix(project):
     with HostileServer() as github:
-        github.on(
-            "/repos/acme/kernel-ci/actions/runners", Answer(401, {"message": "Bad credentials"})
-        )
+        github.on("/meta", Answer(401, {"message": "Bad credentials"}))
         configure(project, api_url=github.url)
         record = unobserved(project, "clock", "checks/test_clock.py::test_clock_matches_github")
-    assert "could not observe (GitHubError)" in record["failure"] and "401" in record["failure"]
+    assert "401" in record["failure"]
 
 
 def test_vm_check_reading_garbage_from_multipass_starts_nothing(project, tmp_path, monkeypatch):
     write_fake(fake_bin(tmp_path, monkeypatch), "multipass", "echo 'Starting... {not json'")
     configure(project, target="multipass://vm1")
     record = unobserved(project, "vm")
-    assert "could not observe (MultipassError)" in record["failure"]
+    assert "multipass" in record["failure"]
 
 
 # -- reports -------------------------------------------------------------------------------
