@@ -3,6 +3,12 @@
 # the runner user, actions/runner (pinned, SHA-256 checked), its registration and service,
 # runner-health with its timer, and the hourly free_disk cleanup. Safe to run again: every
 # step checks first, changes only what differs, and says which.
+#
+# What it installs is listed in $RUNNER_HEALTH_DIR/.installed-files, which health_check.sh
+# --uninstall reads: one "KIND PATH" a line, KIND "installed" (runner-health itself, its
+# schedules and their logs: removed on uninstall) or "config" (the config, the token and their
+# folder: removed with --purge only). The runner's own files (its directory, registration,
+# service, the runner user) are the runner's: never listed.
 set -euo pipefail
 
 # Pinned actions/runner release (https://github.com/actions/runner/releases/tag/v2.334.0);
@@ -14,20 +20,43 @@ RUNNER_SHA256_ARM64=f44255bd3e80160eb25f71bc83d06ea025f6908748807a584687b3184759
 usage() {
 	cat <<'EOF'
 Usage: GITHUB_TOKEN=... RUNNER_NAME=... REPO_URL=... provision/setup.sh [--help]
-       provision/setup.sh --free-disk-cron     (only the hourly cleanup; needs no token)
+       RUNNER_NAME=... REPO_URL=... provision/setup.sh --no-admin-token
+       provision/setup.sh --upgrade          (from a newer checkout; needs no token)
+       provision/setup.sh --free-disk-cron   (only the hourly cleanup; needs no token)
 
 Run on the VM as root (cloud VM or existing Ubuntu VM). Installs and registers the runner,
 its service, runner-health (/opt/runner-health) with its 5-minute timer, and the hourly
 free_disk.sh cron. Running it again changes nothing that is already right, and says so.
 
-Required:
+The admin token is stored (0600 root, CONFIG_DIR/token) only when the runner user is not
+root-equivalent: not uid 0, not in the docker group, no sudo rules. Otherwise any job could
+read it: it is not stored, and the config says use_token = false. This VM then fixes what it
+can locally (service, disk, clock); check the GitHub side (online, labels, queue) from a
+separate host or the workflow. STORE_ADMIN_TOKEN=1 stores it anyway, if you accept that risk.
+
+  --no-admin-token  runner-health, its config (use_token = false) and schedules; no token, no
+                    download, no registration (the runner is there already: register it
+                    with register_local.sh and a registration token, valid for one hour)
+  --upgrade         install this checkout over the installed runner-health, rebuild its
+                    .venv, refresh its schedules, print the old -> new version. Config,
+                    token, the runner and its registration are left as they are.
+
+Required (full setup):
   GITHUB_TOKEN   PAT (or App token) with repository Administration read/write (organisation:
                  admin:org): fetches the registration token, and runner-health's checks use it
   RUNNER_NAME    the runner's name at GitHub, e.g. assay-bpf-runner
   REPO_URL       https://github.com/OWNER/REPO (or https://github.com/ORG for an org runner)
 
 Optional:
-  RUNNER_LABELS        extra labels (default: bpf-lsm,kernel-X.Y of this kernel)
+  RUNNER_LABELS        custom labels (default: bpf-lsm,kernel-X.Y of this VM's kernel);
+                       config.sh adds self-hosted, Linux and the architecture (x64, arm64)
+  RUNNER_DOCKER=1      add the runner user to the docker group, for jobs that run Docker. That
+                       is root-equivalent: any job can then read and change every file of
+                       root's, the token included (so the token is then not stored)
+  STORE_ADMIN_TOKEN=1  store the admin token even when the runner user is root-equivalent
+  FREE_DISK_BELOW_PERCENT  the hourly cleanup frees disk only when / or the runner's work
+                       folder has less free than this percentage (default 15) ...
+  FREE_DISK_BELOW_GIB  ... or less than this many GiB (default 10)
   RUNNER_DIR           default /opt/actions-runner
   RUNNER_USER          default github-runner
   RUNNER_VERSION       default the pinned release; with another version set RUNNER_SHA256 too
@@ -38,6 +67,8 @@ Optional:
   CONFIG_DIR           runner-health config and token (default /etc/runner-health)
   CRON_DIR             the free_disk cron file goes here (default /etc/cron.d)
   SKIP_PACKAGES=1      don't apt-get install the few tools this script needs
+A later run (--upgrade too) keeps the RUNNER_DIR, RUNNER_USER, CONFIG_DIR, CRON_DIR and
+FREE_DISK_* an earlier one recorded in RUNNER_HEALTH_DIR/.setup-settings, unless set again.
 
 Exit status: 0 done, 1 a step failed, 2 missing or bad input.
 EOF
@@ -60,20 +91,36 @@ SOURCE_DIR=$(dirname "$HERE")
 # shellcheck source=provision/cron.sh
 . "$HERE/cron.sh"
 
-RUNNER_DIR=${RUNNER_DIR:-/opt/actions-runner}
-RUNNER_USER=${RUNNER_USER:-github-runner}
 RUNNER_HEALTH_DIR=${RUNNER_HEALTH_DIR:-/opt/runner-health}
-CONFIG_DIR=${CONFIG_DIR:-/etc/runner-health}
-CRON_DIR=${CRON_DIR:-/etc/cron.d}
+SETTINGS_FILE=$RUNNER_HEALTH_DIR/.setup-settings
+MANIFEST=$RUNNER_HEALTH_DIR/.installed-files
+RECORDED="RUNNER_DIR RUNNER_USER CONFIG_DIR CRON_DIR FREE_DISK_BELOW_PERCENT FREE_DISK_BELOW_GIB"
 API_URL=${API_URL:-}
+STORE_TOKEN=0 # set by admin_token: 1 when the token may be stored here
+DOCKER_GRANTS="the docker group is root-equivalent: any job can start a container with / mounted and read or change every file of root's, the admin token included"
+
+# Setting $1: the environment's, else what an earlier run recorded, else the default $2.
+setting() {
+	local value=${!1:-}
+	if [[ -z $value && -f $SETTINGS_FILE ]]; then
+		value=$(sed -n "s/^$1=//p" "$SETTINGS_FILE" | head -n 1)
+	fi
+	printf -v "$1" '%s' "${value:-$2}"
+}
+setting RUNNER_DIR /opt/actions-runner
+setting RUNNER_USER github-runner
+setting CONFIG_DIR /etc/runner-health
+setting CRON_DIR /etc/cron.d
+setting FREE_DISK_BELOW_PERCENT 15
+setting FREE_DISK_BELOW_GIB 10
 
 check_inputs() {
 	local missing=() var
-	for var in GITHUB_TOKEN RUNNER_NAME REPO_URL; do
+	for var in "$@"; do
 		[[ -n ${!var:-} ]] || missing+=("$var")
 	done
 	if ((${#missing[@]})); then
-		die_usage "missing ${missing[*]} (required: GITHUB_TOKEN, RUNNER_NAME, REPO_URL)"
+		die_usage "missing ${missing[*]} (required: $*)"
 	fi
 	[[ $REPO_URL =~ ^(https?://[^/]+)/([^/]+)(/([^/]+))?/?$ ]] ||
 		die_usage "REPO_URL must look like https://github.com/OWNER/REPO, got '$REPO_URL'"
@@ -88,6 +135,7 @@ check_inputs() {
 	API_URL=${API_URL%/}
 	[[ $RUNNER_NAME =~ ^[A-Za-z0-9._-]+$ ]] || die_usage "RUNNER_NAME: letters, digits, '.', '_' or '-', got '$RUNNER_NAME'"
 	[[ $(id -u) == 0 ]] || die_usage "run as root (sudo -E provision/setup.sh)"
+	# This VM's kernel, as the kernel-matrix jobs ask for it; an explicit RUNNER_LABELS wins.
 	RUNNER_LABELS=${RUNNER_LABELS:-bpf-lsm,kernel-$(uname -r | cut -d. -f1,2)}
 	export RUNNER_DIR RUNNER_USER RUNNER_NAME RUNNER_LABELS REPO_URL
 }
@@ -115,6 +163,8 @@ packages() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
 }
 
+in_group() { [[ " $(id -nG "$RUNNER_USER") " == *" $1 "* ]]; }
+
 runner_user() {
 	step "runner user $RUNNER_USER"
 	if id "$RUNNER_USER" >/dev/null 2>&1; then
@@ -123,9 +173,51 @@ runner_user() {
 		useradd --create-home --shell /bin/bash "$RUNNER_USER"
 		say "created user $RUNNER_USER"
 	fi
-	if getent group docker >/dev/null && ! id -nG "$RUNNER_USER" | grep -qw docker; then
-		usermod -aG docker "$RUNNER_USER"
-		say "added $RUNNER_USER to the docker group"
+	if [[ ${RUNNER_DOCKER:-0} == 1 ]]; then
+		getent group docker >/dev/null || die "RUNNER_DOCKER=1, but there is no docker group: install Docker first"
+		if in_group docker; then
+			say "$RUNNER_USER is in the docker group (RUNNER_DOCKER=1)"
+		else
+			usermod -aG docker "$RUNNER_USER"
+			say "added $RUNNER_USER to the docker group (RUNNER_DOCKER=1)"
+		fi
+		say "note: $DOCKER_GRANTS"
+	elif in_group docker; then
+		say "note: $RUNNER_USER is in the docker group (not added by setup.sh): $DOCKER_GRANTS"
+	elif getent group docker >/dev/null; then
+		say "$RUNNER_USER is not in the docker group (RUNNER_DOCKER=1 adds it; $DOCKER_GRANTS)"
+	fi
+}
+
+# Why the runner user, and so every job, can read any file of root's; nothing when it can't.
+root_equivalence() {
+	if [[ ${RUNNER_DOCKER:-0} == 1 ]]; then
+		echo "RUNNER_DOCKER=1 puts it in the docker group"
+	elif [[ $(id -u "$RUNNER_USER") == 0 ]]; then
+		echo "it is uid 0"
+	elif in_group docker; then
+		echo "it is in the docker group"
+	elif [[ $(LC_ALL=C sudo -n -l -U "$RUNNER_USER" 2>/dev/null) == *"may run the following"* ]]; then
+		echo "it has sudo rules: sudo -l -U $RUNNER_USER"
+	fi
+}
+
+# The admin token is stored only where no job can read it, unless STORE_ADMIN_TOKEN=1 says so.
+admin_token() {
+	step "admin token"
+	local why
+	why=$(root_equivalence)
+	if [[ -z $why ]]; then
+		STORE_TOKEN=1
+		say "$RUNNER_USER is not root-equivalent (not uid 0, not in docker, no sudo rules): the token is stored for root only"
+	elif [[ ${STORE_ADMIN_TOKEN:-0} == 1 ]]; then
+		STORE_TOKEN=1
+		say "WARNING: storing the admin token although $RUNNER_USER is root-equivalent ($why): any job on this runner can read it (STORE_ADMIN_TOKEN=1)"
+	else
+		say "not storing the admin token: $RUNNER_USER is root-equivalent ($why), so any job could read it"
+		say "the config says use_token = false: this VM's timer fixes the service, disk and clock;"
+		say "check the GitHub side (online, labels, queue) from a separate host that holds the token"
+		say "(target = \"ssh://...\") or from the workflow. STORE_ADMIN_TOKEN=1 stores it anyway, if you accept the risk."
 	fi
 }
 
@@ -195,6 +287,13 @@ register() {
 	printf '%s\n' "$token" | "$HERE/register_local.sh"
 }
 
+# runner-health's version in the tree at $1 (empty when it has none).
+version_of() {
+	sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$1/runner_health/__init__.py" 2>/dev/null | head -n 1 || true
+}
+
+# Copy this checkout into $RUNNER_HEALTH_DIR (root-owned, whoever owns the checkout) and make
+# its .venv; "rebuild" ($1) makes the .venv afresh.
 install_runner_health() {
 	step "runner-health in $RUNNER_HEALTH_DIR"
 	local src dest
@@ -210,17 +309,20 @@ install_runner_health() {
 			if ! diff -rq --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache \
 				"$src/$item" "$dest/$item" >/dev/null 2>&1; then
 				rm -rf "${dest:?}/$item"
-				cp -a "$src/$item" "$dest/$item"
+				cp -R --preserve=mode,timestamps "$src/$item" "$dest/$item"
 				changed=1
 			fi
 		done
 		if ((changed)); then say "copied from $src"; else say "up to date with $src"; fi
 	fi
-	if [[ -x $dest/.venv/bin/pytest && $dest/.venv/.installed -nt $dest/requirements.lock ]]; then
+	if [[ ${1:-} == rebuild ]]; then
+		say "rebuilding its .venv"
+		rm -rf "${dest:?}/.venv"
+	elif [[ -x $dest/.venv/bin/pytest && $dest/.venv/.installed -nt $dest/requirements.lock ]]; then
 		say "its .venv is up to date"
-	else
-		make -C "$dest" --no-print-directory .venv/.installed
+		return
 	fi
+	make -C "$dest" --no-print-directory .venv/.installed
 }
 
 # Write $2 to $1, root-owned with mode $3, unless it already is exactly that; say which. The
@@ -245,7 +347,17 @@ config() {
 	mkdir -p "$CONFIG_DIR"
 	chown 0:0 "$CONFIG_DIR" # only root may replace the token file in it
 	chmod 755 "$CONFIG_DIR"
-	put_file "$CONFIG_DIR/token" "$GITHUB_TOKEN" 600
+	local auth
+	if ((STORE_TOKEN)); then
+		put_file "$CONFIG_DIR/token" "$GITHUB_TOKEN" 600
+		auth="token_file = \"$CONFIG_DIR/token\""
+	else
+		auth="use_token = false                 # no admin token on this VM: the GitHub side is checked elsewhere"
+		if [[ -e $CONFIG_DIR/token || -L $CONFIG_DIR/token ]]; then
+			rm -f "$CONFIG_DIR/token"
+			say "removed $CONFIG_DIR/token: no admin token is kept on this VM"
+		fi
+	fi
 	local labels scope
 	# config.sh's default labels (self-hosted, Linux, the architecture) plus ours.
 	labels="\"self-hosted\", \"linux\", \"$(runner_arch)\", "
@@ -261,7 +373,7 @@ target = "local://"
 $scope
 api_url = "$API_URL"
 server_url = "$SERVER_URL"
-token_file = "$CONFIG_DIR/token"
+$auth
 
 [runner]
 name = "$RUNNER_NAME"
@@ -278,30 +390,80 @@ EOF
 	put_file "$CONFIG_DIR/config.toml" "$wanted" 644
 }
 
-# The hourly cleanup; provision/cloud-init.yaml writes the same file (keep the two alike).
+# The hourly cleanup; provision/cloud-init.yaml writes the same file (keep the two alike). It
+# frees disk only below the thresholds: tool caches and workspaces stay while there is room.
 free_disk_cron() {
+	if ! [[ $FREE_DISK_BELOW_PERCENT =~ ^[0-9]{1,3}$ ]] || ((10#$FREE_DISK_BELOW_PERCENT > 100)); then
+		die_usage "FREE_DISK_BELOW_PERCENT must be a whole percentage (0-100), got '$FREE_DISK_BELOW_PERCENT'"
+	fi
+	[[ $FREE_DISK_BELOW_GIB =~ ^[0-9]{1,6}$ ]] ||
+		die_usage "FREE_DISK_BELOW_GIB must be a whole number of GiB, got '$FREE_DISK_BELOW_GIB'"
 	local script command line file=$CRON_DIR/runner-health-free-disk
 	script=$(sh_word "$RUNNER_HEALTH_DIR/remediations/free_disk.sh")
-	command="[ -f $script ] && bash $script --runner-dir $(sh_word "$RUNNER_DIR") >>/var/log/runner-health-free-disk.log 2>&1"
+	command="[ -f $script ] && bash $script --runner-dir $(sh_word "$RUNNER_DIR")"
+	command+=" --if-free-below-percent $((10#$FREE_DISK_BELOW_PERCENT)) --if-free-below-gib $((10#$FREE_DISK_BELOW_GIB))"
+	command+=" >>/var/log/runner-health-free-disk.log 2>&1"
 	line="0 * * * * root $(cron_escape "$command")"
 	# Checked before it is written: cron would run exactly this command, and bash parses it.
 	cron_runs "$line" 6 "$command" bash ||
 		die_usage "no cron line runs free_disk.sh as written (a newline or a backslash in RUNNER_HEALTH_DIR or RUNNER_DIR?)"
-	put_file "$file" "# Hourly disk cleanup on the runner VM (runner-health); never touches a running job.
+	put_file "$file" "# Hourly disk cleanup on the runner VM (runner-health), only below the free-space thresholds; never touches a running job.
 SHELL=/bin/bash
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 $line" 644
 	grep -qxF -- "$line" "$file" || die "$file does not hold the line just written: $line"
 }
 
+uses_timer() { [[ -d /run/systemd/system || -n ${SYSTEMD_DIR:-} ]]; }
+
 schedules() {
 	step "schedules"
 	free_disk_cron
-	if [[ -d /run/systemd/system ]] || [[ -n ${SYSTEMD_DIR:-} ]]; then
+	if uses_timer; then
 		RUNNER_HEALTH_CONFIG=$CONFIG_DIR/config.toml "$RUNNER_HEALTH_DIR/health_check.sh" --install-timer
 	else
 		"$RUNNER_HEALTH_DIR/health_check.sh" --install-cron
 	fi
+}
+
+# The settings later runs reuse, and the list health_check.sh --uninstall removes.
+record() {
+	step "record of this install"
+	local var settings="# provision/setup.sh's settings; its later runs (--upgrade too) reuse them unless set"
+	for var in $RECORDED; do
+		[[ ${!var} != *$'\n'* ]] || die_usage "$var holds a newline"
+		settings+=$'\n'"$var=${!var}"
+	done
+	put_file "$SETTINGS_FILE" "$settings" 644
+	local systemd=${SYSTEMD_DIR:-/etc/systemd/system} path
+	local installed="# Installed by provision/setup.sh: \"installed PATH\" goes on uninstall, \"config PATH\" with --purge"
+	installed+=$'\n'"installed $RUNNER_HEALTH_DIR"
+	installed+=$'\n'"installed $CRON_DIR/runner-health-free-disk"
+	installed+=$'\n'"installed /var/log/runner-health-free-disk.log"
+	if uses_timer; then
+		installed+=$'\n'"installed $systemd/runner-health.timer"$'\n'"installed $systemd/runner-health.service"
+	fi
+	installed+=$'\n'"installed /var/log/runner-health.log"
+	for path in "$CONFIG_DIR/config.toml" "$CONFIG_DIR/token"; do
+		[[ ! -e $path ]] || installed+=$'\n'"config $path"
+	done
+	installed+=$'\n'"config $CONFIG_DIR"
+	put_file "$MANIFEST" "$installed" 644
+}
+
+upgrade() {
+	[[ $(id -u) == 0 ]] || die_usage "run as root (sudo provision/setup.sh --upgrade)"
+	[[ -f $RUNNER_HEALTH_DIR/health_check.sh ]] ||
+		die_usage "no runner-health in $RUNNER_HEALTH_DIR: set RUNNER_HEALTH_DIR to where setup.sh installed it"
+	local old new
+	old=$(version_of "$RUNNER_HEALTH_DIR")
+	say "upgrading runner-health in $RUNNER_HEALTH_DIR; its config, token, the runner and its registration stay as they are"
+	install_runner_health rebuild
+	schedules
+	record
+	new=$(version_of "$RUNNER_HEALTH_DIR")
+	echo
+	say "upgraded runner-health ${old:-(no version)} -> ${new:-(no version)}. Check it: $RUNNER_HEALTH_DIR/health_check.sh --status"
 }
 
 main() {
@@ -315,18 +477,38 @@ main() {
 		free_disk_cron
 		exit 0
 		;;
+	--upgrade)
+		upgrade
+		exit 0
+		;;
+	--no-admin-token)
+		check_inputs RUNNER_NAME REPO_URL
+		say "runner-health for $RUNNER_NAME at $REPO_URL, without an admin token"
+		packages
+		runner_user
+		install_runner_health
+		config
+		schedules
+		record
+		echo
+		say "done. This VM fixes what it can locally (use_token = false); register the runner with"
+		say "register_local.sh and a registration token, and check the GitHub side from the host"
+		exit 0
+		;;
 	"") ;;
 	*) die_usage "unknown argument '$1' (settings come from the environment)" ;;
 	esac
-	check_inputs
+	check_inputs GITHUB_TOKEN RUNNER_NAME REPO_URL
 	say "runner $RUNNER_NAME for $REPO_URL (API $API_URL)"
 	packages
 	runner_user
 	install_runner
 	register
 	install_runner_health
+	admin_token
 	config
 	schedules
+	record
 	echo
 	say "done. Check it: $RUNNER_HEALTH_DIR/health_check.sh --status"
 }

@@ -6,21 +6,34 @@ set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-Usage: provision/setup_local_multipass.sh [--help]
+Usage: REPO_URL=https://github.com/OWNER/REPO provision/setup_local_multipass.sh [--help]
+       provision/setup_local_multipass.sh --upgrade
 
 Creates the Multipass VM (Ubuntu, provisioned by provision/cloud-init.yaml: eBPF toolchain,
 Docker, Rust, BPF LSM on the kernel command line, actions/runner unpacked), or starts it when
-it exists but is stopped; then copies runner-health into it (/opt/runner-health) with the
-hourly free_disk cleanup, and prints how to register the runner.
+it exists but is stopped; then sends this checkout into it and runs provision/setup.sh
+--no-admin-token there: runner-health in /opt/runner-health, its config (use_token = false:
+no admin token in the VM, where any job might read it), its 5-minute timer for the local
+fixes (service, disk, clock) and the hourly free_disk cleanup. It prints the two next steps:
+register the runner (a one-hour registration token), and run runner-health on this Mac
+(target multipass://VM_NAME, with the admin token) for the GitHub side.
+
+  --upgrade   send this checkout into the existing VM and run provision/setup.sh --upgrade
+              there: runner-health updated, its .venv rebuilt, old -> new version printed;
+              no token needed, the registration and the config untouched
 
 Environment:
+  REPO_URL    https://github.com/OWNER/REPO (or https://github.com/ORG): required, but not
+              with --upgrade
+  RUNNER_NAME the runner's name at GitHub (default: VM_NAME)
+  RUNNER_DOCKER=1  add the runner user to the VM's docker group (root-equivalent for every
+              job; the admin token is on this Mac, not in the VM)
   VM_NAME     default assay-bpf-runner
   VM_DISK     default 30G (give it 40G if jobs still hit "No space left on device")
   VM_CPUS     default 4
   VM_MEMORY   default 8G
   VM_IMAGE    default 24.04
   CLOUD_INIT  default provision/cloud-init.yaml
-  REPO_URL    https://github.com/OWNER/REPO: only fills in the printed next step
   LAUNCH_TIMEOUT  seconds multipass launch may take (default 1800: packages, Rust, a reboot)
 
 Exit status: 0 done, 1 a step failed, 2 bad settings.
@@ -36,8 +49,12 @@ VM_MEMORY=${VM_MEMORY:-8G}
 VM_IMAGE=${VM_IMAGE:-24.04}
 CLOUD_INIT=${CLOUD_INIT:-$HERE/cloud-init.yaml}
 LAUNCH_TIMEOUT=${LAUNCH_TIMEOUT:-1800}
-REPO_URL=${REPO_URL:-https://github.com/OWNER/REPO}
+REPO_URL=${REPO_URL:-}
+RUNNER_NAME=${RUNNER_NAME:-$VM_NAME}
+RUNNER_DOCKER=${RUNNER_DOCKER:-0}
 GUEST_DIR=/opt/runner-health
+# This checkout, unpacked root-only in the VM for setup.sh to install from (then removed).
+GUEST_CHECKOUT=/var/tmp/runner-health-checkout
 # What goes into the VM: the suite and its scripts, not the venv or reports.
 ITEMS="checks remediations runner_health provision conftest.py pyproject.toml requirements.lock Makefile health_check.sh runner-health.example.toml README.md"
 
@@ -61,6 +78,11 @@ check_settings() {
 	echo "$VM_CPUS" | grep -Eq '^[1-9][0-9]*$' || die_usage "VM_CPUS must be a number, got '$VM_CPUS'"
 	echo "$VM_NAME" | grep -Eq '^[A-Za-z][A-Za-z0-9-]*$' || die_usage "VM_NAME: letters, digits and '-', got '$VM_NAME'"
 	[ -f "$CLOUD_INIT" ] || die_usage "no cloud-init file at $CLOUD_INIT"
+	if [ "$1" != --upgrade ]; then
+		echo "$REPO_URL" | grep -Eq '^https?://[^/]+/[^/]+(/[^/]+)?/?$' ||
+			die_usage "REPO_URL must be https://github.com/OWNER/REPO (or .../ORG): the VM's config names it, got '$REPO_URL'"
+		echo "$RUNNER_NAME" | grep -Eq '^[A-Za-z0-9._-]+$' || die_usage "RUNNER_NAME: letters, digits, '.', '_' or '-', got '$RUNNER_NAME'"
+	fi
 	command -v multipass >/dev/null ||
 		die "multipass is not installed: brew install --cask multipass (https://multipass.run)"
 }
@@ -140,57 +162,57 @@ ensure_vm() {
 	esac
 }
 
-sha256() {
-	if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1
-}
-
-# A fingerprint of the files that go into the VM, so an unchanged copy is not sent again.
-stamp() {
-	local item
-	(
-		cd "$ROOT"
-		for item in $ITEMS; do
-			[ -e "$item" ] || continue
-			find "$item" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | LC_ALL=C sort
-		done | while IFS= read -r f; do
-			printf '%s %s\n' "$(sha256 <"$f")" "$f"
-		done
-	) | sha256
-}
-
-sync_runner_health() {
-	local want have items="" item
-	want=$(stamp)
-	have=$(in_vm cat "$GUEST_DIR/.stamp" 2>/dev/null || true)
-	if [ "$want" = "$have" ]; then
-		say "runner-health in $VM_NAME:$GUEST_DIR is up to date"
-	else
-		for item in $ITEMS; do
-			[ -e "$ROOT/$item" ] && items="$items $item"
-		done
-		say "copying runner-health to $VM_NAME:$GUEST_DIR"
-		# shellcheck disable=SC2086 # $items: a list of plain names
-		(cd "$ROOT" && COPYFILE_DISABLE=1 tar -czf - --exclude __pycache__ --exclude '*.pyc' $items) |
-			in_vm sudo bash -c "mkdir -p $GUEST_DIR && tar -xzf - -C $GUEST_DIR --no-same-owner --warning=no-unknown-keyword && echo $want > $GUEST_DIR/.stamp"
-	fi
-	# Idempotent, and each says whether it changed anything.
-	in_vm sudo bash "$GUEST_DIR/provision/setup.sh" --free-disk-cron
+# Send this checkout into the VM and run provision/setup.sh $1 from it, as root.
+setup_in_vm() {
+	local items="" item env
+	for item in $ITEMS; do
+		[ -e "$ROOT/$item" ] && items="$items $item"
+	done
+	env="RUNNER_HEALTH_DIR=$GUEST_DIR RUNNER_NAME=$(printf %q "$RUNNER_NAME")"
+	env="$env REPO_URL=$(printf %q "$REPO_URL") RUNNER_DOCKER=$(printf %q "$RUNNER_DOCKER")"
+	say "sending this checkout to $VM_NAME; provision/setup.sh $1 there:"
+	# shellcheck disable=SC2086 # $items: a list of plain names
+	(cd "$ROOT" && COPYFILE_DISABLE=1 tar -czf - --exclude __pycache__ --exclude '*.pyc' $items) |
+		in_vm sudo bash -c "rm -rf $GUEST_CHECKOUT && mkdir -m 700 $GUEST_CHECKOUT &&
+			tar -xzf - -C $GUEST_CHECKOUT --no-same-owner --warning=no-unknown-keyword &&
+			{ env $env bash $GUEST_CHECKOUT/provision/setup.sh $1 </dev/null; rc=\$?; rm -rf $GUEST_CHECKOUT; exit \$rc; }" ||
+		die "provision/setup.sh $1 failed in $VM_NAME (its output is above)"
 }
 
 next_steps() {
+	local labels scope api path=${REPO_URL#*://*/}
+	path=${path%/}
+	path=${path%.git}
+	case $path in
+	*/*) scope="repository = \"$path\"" api=repos/$path ;;
+	*) scope="organization = \"$path\"" api=orgs/$path ;;
+	esac
+	# The labels setup.sh derived in the VM (its architecture and kernel).
+	labels=$(in_vm sed -n 's/^labels = //p' /etc/runner-health/config.toml 2>/dev/null || true)
 	cat <<EOF
 
-Next: register the runner (a registration token is valid for one hour):
+Next, 1. register the runner in the VM (a registration token is valid for one hour; the admin
+token that asks for it stays on this Mac):
 
-  gh api -X POST repos/${REPO_URL#https://github.com/}/actions/runners/registration-token --jq .token |
-    multipass exec $VM_NAME -- sudo REPO_URL=$REPO_URL RUNNER_NAME=$VM_NAME \\
+  gh api -X POST $api/actions/runners/registration-token --jq .token |
+    multipass exec $VM_NAME -- sudo REPO_URL=$REPO_URL RUNNER_NAME=$RUNNER_NAME \\
       $GUEST_DIR/provision/register_local.sh
 
-Then watch it from this Mac:
+2. Watch the GitHub side (online, labels, queue) from this Mac, with the admin token (token_file,
+   GITHUB_TOKEN or gh auth token); the VM's own timer already fixes its service, disk and clock:
 
-  cp runner-health.example.toml runner-health.toml   # target = "multipass://$VM_NAME", repository, labels
+  cat > runner-health.toml <<'TOML'
+target = "multipass://$VM_NAME"
+[github]
+$scope
+[runner]
+name = "$RUNNER_NAME"
+labels = ${labels:-["self-hosted", "bpf-lsm"]}
+TOML
   ./health_check.sh --status
   ./health_check.sh --install-cron                   # check and heal every 5 minutes
+
+Later, to upgrade runner-health in the VM from a newer checkout: $0 --upgrade
 EOF
 }
 
@@ -200,12 +222,18 @@ main() {
 		usage
 		exit 0
 		;;
-	"") ;;
+	"" | --upgrade) ;;
 	*) die_usage "unknown argument '$1' (settings come from the environment)" ;;
 	esac
-	check_settings
+	check_settings "${1:-}"
+	if [ "${1:-}" = --upgrade ]; then
+		[ "$(vm_state)" != absent ] || die "no VM $VM_NAME to upgrade: run $0 without --upgrade first"
+		ensure_vm
+		setup_in_vm --upgrade
+		exit 0
+	fi
 	ensure_vm
-	sync_runner_health
+	setup_in_vm --no-admin-token
 	next_steps
 }
 

@@ -11,6 +11,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import shutil
 import stat
 import tarfile
 from pathlib import Path
@@ -137,8 +139,39 @@ def fake_github():
         yield fake
 
 
+# sudo stand-in: `sudo -n -H -u USER CMD...` runs CMD (as root: this machine's nobody can't
+# reach pytest's tmp dirs); `sudo -n -l -U USER` lists $SUDO_RULES (none by default).
+FAKE_SUDO = r"""
+if [ "$2" = -l ]; then
+  if [ -n "${SUDO_RULES:-}" ]; then
+    echo "User $4 may run the following commands on test:"; echo "    $SUDO_RULES"
+  else
+    echo "User $4 is not allowed to run sudo on test."
+  fi
+  exit 0
+fi
+while [ "${1#-}" != "$1" ]; do [ "$1" = -u ] && shift; shift; done
+exec "$@"
+"""
+# A docker group exists ($FAKE_DOCKER_MEMBERS lists its members); usermod only logs.
+FAKE_GETENT = r"""
+if [ "$*" = "group docker" ]; then echo "docker:x:998:${FAKE_DOCKER_MEMBERS:-}"; exit 0; fi
+exec /usr/bin/getent "$@"
+"""
+FAKE_ID = r"""
+case " ${FAKE_DOCKER_MEMBERS:-} " in
+  *" ${2:-} "*) if [ "$1" = -nG ]; then echo "$(/usr/bin/id -nG "$2") docker"; exit 0; fi ;;
+esac
+exec /usr/bin/id "$@"
+"""
+RUNNER_USER = "nobody"  # exists here, uid 65534, no groups that matter, no sudo rules
+
+
 @pytest.fixture
-def setup_env(tmp_path, system, fake_github) -> dict[str, str]:
+def setup_env(tmp_path, system, fakes, fake_github) -> dict[str, str]:
+    for name, body in (("sudo", FAKE_SUDO), ("getent", FAKE_GETENT), ("id", FAKE_ID)):
+        write_fake(fakes[0], name, body)
+    write_fake(fakes[0], "usermod", "exit 0")
     tarball = tmp_path / "actions-runner.tar.gz"
     sha = runner_tarball(tarball)
     health = tmp_path / "opt-runner-health"
@@ -156,6 +189,7 @@ def setup_env(tmp_path, system, fake_github) -> dict[str, str]:
         "RUNNER_TARBALL_URL": f"file://{tarball}",
         "RUNNER_SHA256": sha,
         "RUNNER_LABELS": "bpf-lsm,kernel-6.6",
+        "RUNNER_USER": RUNNER_USER,
     }
 
 
@@ -184,7 +218,7 @@ def test_setup_installs_registers_and_is_idempotent(tmp_path, fakes, setup_env, 
     assert len(token_line) > len("TOKEN: ") + 10  # a registration token reached config.sh
     assert token_line.removeprefix("TOKEN: ") not in calls.replace(token_line, "")  # not argv
     assert (runner / "svc.calls").read_text().splitlines() == [
-        "svc.sh install root",
+        f"svc.sh install {RUNNER_USER}",
         "svc.sh start",
     ]
     # runner-health copied, config + token written, schedules in place.
@@ -261,6 +295,188 @@ def test_setup_writes_the_token_0600_root(before, tmp_path, fakes, setup_env):
     assert config_module.load(config_dir / "config.toml").github.token_file == token_file
 
 
+def run_setup(fakes, env, *args: str):
+    """setup.sh with a .venv that is up to date (no PyPI in a fast test)."""
+    (Path(env["RUNNER_HEALTH_DIR"]) / ".venv" / ".installed").touch()
+    result = run_script([str(PROVISION / "setup.sh"), *args], fakes=fakes, env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def load_config(env):
+    from runner_health import config as config_module
+
+    return config_module.load(Path(env["CONFIG_DIR"]) / "config.toml")
+
+
+# uname stand-in: an arm64 VM on kernel 6.8 (any other question goes to the real uname).
+FAKE_UNAME = r"""
+case $1 in -m) echo aarch64 ;; -r) echo 6.8.0-45-generic ;; *) exec /bin/uname "$@" ;; esac
+"""
+
+
+@pytest.mark.parametrize("given", [None, "gpu,kernel-next"])
+def test_setup_labels_come_from_the_vm(given, fakes, setup_env):
+    """Arch and kernel labels are this VM's (uname), in the registration and the config it
+    writes; an explicit RUNNER_LABELS wins."""
+    write_fake(fakes[0], "uname", FAKE_UNAME)
+    env = {k: v for k, v in setup_env.items() if k != "RUNNER_LABELS"}
+    if given:
+        env["RUNNER_LABELS"] = given
+    run_setup(fakes, env)
+    custom = given or "bpf-lsm,kernel-6.8"
+    assert f"--labels {custom} " in (Path(env["RUNNER_DIR"]) / "config.calls").read_text()
+    assert load_config(env).runner.labels == ("self-hosted", "linux", "arm64", *custom.split(","))
+
+
+def test_no_arch_or_kernel_label_is_a_default_anywhere():
+    from runner_health import config as config_module
+
+    example = ROOT / "runner-health.example.toml"
+    assert config_module.load(example).runner.labels == ("self-hosted", "bpf-lsm")
+    for path in (example, *PROVISION.iterdir()):
+        for line in path.read_text().splitlines():
+            if not line.lstrip().startswith("#"):
+                assert not re.search(r"kernel-\d", line), f"{path.name}: {line}"
+                assert not re.search(r"""labels.*["',](x64|arm64)\b""", line, re.I), line
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_setup_adds_the_runner_user_to_docker_only_when_asked(asked, fakes, setup_env):
+    env = {**setup_env, "RUNNER_DOCKER": "1"} if asked else setup_env
+    result = run_setup(fakes, env)
+    usermods = [c for c in fakes[1].read_text().splitlines() if c.startswith("usermod")]
+    assert usermods == ([f"usermod -aG docker {RUNNER_USER}"] if asked else [])
+    assert "the docker group is root-equivalent" in result.stdout  # says what it grants
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"RUNNER_DOCKER": "1"}, "RUNNER_DOCKER=1 puts it in the docker group"),
+        ({"FAKE_DOCKER_MEMBERS": RUNNER_USER}, "it is in the docker group"),
+        ({"SUDO_RULES": "(ALL) NOPASSWD: ALL"}, "it has sudo rules"),
+        ({"RUNNER_USER": "root"}, "it is uid 0"),
+    ],
+)
+def test_setup_keeps_no_admin_token_a_job_could_read(change, why, tmp_path, fakes, setup_env):
+    """A root-equivalent runner user: the token is not stored (one an earlier run left is
+    removed), the config says use_token = false, and the output says why and what to do."""
+    token_file = Path(setup_env["CONFIG_DIR"]) / "token"
+    token_file.write_text(setup_env["GITHUB_TOKEN"] + "\n")
+    token_file.chmod(0o600)
+    result = run_setup(fakes, {**setup_env, **change})
+    assert not token_file.exists() and not token_file.is_symlink()
+    settings = load_config(setup_env)
+    assert settings.github.use_token is False and settings.github.token_file is None
+    assert f"not storing the admin token: {change.get('RUNNER_USER', RUNNER_USER)}" in result.stdout
+    assert why in result.stdout
+    assert "from a separate host" in result.stdout and "STORE_ADMIN_TOKEN=1" in result.stdout
+    assert setup_env["GITHUB_TOKEN"] not in result.stdout + result.stderr
+    manifest = (Path(setup_env["RUNNER_HEALTH_DIR"]) / ".installed-files").read_text()
+    assert f"config {token_file}" not in manifest.splitlines()
+
+
+def test_setup_stores_the_token_when_told_to_accept_the_risk(fakes, setup_env):
+    env = {**setup_env, "RUNNER_DOCKER": "1", "STORE_ADMIN_TOKEN": "1"}
+    result = run_setup(fakes, env)
+    assert "WARNING: storing the admin token although" in result.stdout
+    token_file = Path(env["CONFIG_DIR"]) / "token"
+    assert token_file.read_text().strip() == env["GITHUB_TOKEN"]
+    assert load_config(env).github.token_file == token_file
+
+
+def test_setup_without_an_admin_token(fakes, setup_env):
+    """--no-admin-token (what setup_local_multipass.sh runs in the VM): runner-health, a config
+    with use_token = false and the schedules; the runner is neither downloaded nor registered."""
+    env = {k: v for k, v in setup_env.items() if k != "GITHUB_TOKEN"}
+    result = run_setup(fakes, env, "--no-admin-token")
+    assert not Path(env["RUNNER_DIR"]).exists()
+    assert sorted(p.name for p in Path(env["CONFIG_DIR"]).iterdir()) == ["config.toml"]
+    settings = load_config(env)
+    assert settings.github.use_token is False
+    assert settings.github.repository == env["REPO_URL"].split("/", 3)[3]
+    assert settings.runner.name == "assay-bpf-runner"
+    assert (Path(env["SYSTEMD_DIR"]) / "runner-health.timer").exists()
+    assert (Path(env["CRON_DIR"]) / "runner-health-free-disk").exists()
+    assert "register_local.sh" in result.stdout
+
+
+def checkout_copy(dest: Path, version: str) -> Path:
+    """A newer checkout of runner-health (this one, with another __version__)."""
+    from tests.scripts.conftest import RUNNER_HEALTH_ITEMS
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for item in RUNNER_HEALTH_ITEMS:
+        source = ROOT / item
+        if source.is_dir():
+            shutil.copytree(source, dest / item, ignore=ignore)
+        elif source.exists():
+            shutil.copy2(source, dest / item)
+    init = dest / "runner_health" / "__init__.py"
+    init.write_text(
+        re.sub(r'__version__ = "[^"]*"', f'__version__ = "{version}"', init.read_text())
+    )
+    return dest
+
+
+def test_upgrade_needs_no_token_and_leaves_the_registration_alone(tmp_path, fakes, setup_env):
+    env = {**setup_env, "FREE_DISK_BELOW_PERCENT": "20"}
+    run_setup(fakes, env)
+    runner, config_dir = Path(env["RUNNER_DIR"]), Path(env["CONFIG_DIR"])
+    before = snapshot(runner, config_dir)
+    installed = Path(env["RUNNER_HEALTH_DIR"])
+    old = re.search(r'__version__ = "([^"]*)"', (ROOT / "runner_health/__init__.py").read_text())
+    checkout = checkout_copy(tmp_path / "new-checkout", "99.1.0")
+    # No token, no name, no URL; the paths and thresholds come from what setup recorded.
+    upgrade_env = {
+        k: env[k]
+        for k in ("RUNNER_HEALTH_DIR", "SYSTEMD_DIR", "SYSTEMCTL_STATE", "RUNNER_ALLOW_RUNASROOT")
+    }
+    write_fake(fakes[0], "make", 'mkdir -p "$2/.venv" && touch "$2/.venv/.installed"')
+    result = run_script(
+        [str(checkout / "provision" / "setup.sh"), "--upgrade"],
+        fakes=fakes,
+        env=upgrade_env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"upgraded runner-health {old[1]} -> 99.1.0" in result.stdout
+    assert '__version__ = "99.1.0"' in (installed / "runner_health" / "__init__.py").read_text()
+    assert f"make -C {installed} --no-print-directory .venv/.installed" in fakes[1].read_text()
+    assert snapshot(runner, config_dir) == before  # config, token, registration untouched
+    assert "registering" not in result.stdout and "config.sh" not in result.stdout
+    cron = (Path(env["CRON_DIR"]) / "runner-health-free-disk").read_text()
+    assert f"--runner-dir {runner} --if-free-below-percent 20 --if-free-below-gib 10" in cron
+
+
+def test_upgrade_refuses_where_nothing_is_installed(tmp_path, fakes, system):
+    env = {**system, "RUNNER_HEALTH_DIR": str(tmp_path / "nothing-here")}
+    result = run_script([str(PROVISION / "setup.sh"), "--upgrade"], fakes=fakes, env=env)
+    assert result.returncode == 2
+    assert "no runner-health in" in result.stderr
+
+
+def test_setup_lists_what_it_installed(fakes, setup_env):
+    """The manifest health_check.sh --uninstall reads: "installed PATH" or "config PATH"."""
+    run_setup(fakes, setup_env)
+    installed = Path(setup_env["RUNNER_HEALTH_DIR"])
+    config_dir, systemd = Path(setup_env["CONFIG_DIR"]), Path(setup_env["SYSTEMD_DIR"])
+    lines = (installed / ".installed-files").read_text().splitlines()
+    assert lines[0].startswith("#")
+    assert lines[1:] == [
+        f"installed {installed}",
+        f"installed {setup_env['CRON_DIR']}/runner-health-free-disk",
+        "installed /var/log/runner-health-free-disk.log",
+        f"installed {systemd}/runner-health.timer",
+        f"installed {systemd}/runner-health.service",
+        "installed /var/log/runner-health.log",
+        f"config {config_dir}/config.toml",
+        f"config {config_dir}/token",
+        f"config {config_dir}",
+    ]
+
+
 def test_setup_refuses_a_tarball_with_the_wrong_sha256(fakes, setup_env):
     env = {**setup_env, "RUNNER_SHA256": "0" * 64}
     result = run_script([str(PROVISION / "setup.sh")], fakes=fakes, env=env, timeout=120)
@@ -317,7 +533,45 @@ def test_free_disk_cron_runs_whatever_the_paths(tmp_path, fakes, system):
         command.replace(log, str(tmp_path / "free-disk.log")), tmp_path, "/bin/bash"
     )
     assert run.returncode == 0, run.stderr
-    assert argv.read_text().splitlines() == ["--runner-dir", str(runner_dir)]
+    assert argv.read_text().splitlines() == [
+        "--runner-dir",
+        str(runner_dir),
+        "--if-free-below-percent",
+        "15",
+        "--if-free-below-gib",
+        "10",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "--if-free-below-percent 15 --if-free-below-gib 10"),
+        (
+            {"FREE_DISK_BELOW_PERCENT": "25", "FREE_DISK_BELOW_GIB": "40"},
+            "--if-free-below-percent 25 --if-free-below-gib 40",
+        ),
+    ],
+)
+def test_hourly_cleanup_runs_only_below_the_thresholds(env, expected, tmp_path, fakes, system):
+    result = run_script(
+        [str(PROVISION / "setup.sh"), "--free-disk-cron"], fakes=fakes, env={**system, **env}
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = cron_jobs((tmp_path / "cron.d" / "runner-health-free-disk").read_text())
+    assert f"--runner-dir /opt/actions-runner {expected} >>" in line
+
+
+@pytest.mark.parametrize(
+    "env", [{"FREE_DISK_BELOW_PERCENT": "101"}, {"FREE_DISK_BELOW_GIB": "ten"}]
+)
+def test_hourly_cleanup_thresholds_are_checked(env, tmp_path, fakes, system):
+    result = run_script(
+        [str(PROVISION / "setup.sh"), "--free-disk-cron"], fakes=fakes, env={**system, **env}
+    )
+    assert result.returncode == 2
+    assert next(iter(env)) in result.stderr
+    assert not list((tmp_path / "cron.d").iterdir())
 
 
 @pytest.mark.parametrize("name", ["back\\slash", "new\nline"])
@@ -408,7 +662,9 @@ def test_register_usage_errors(args, env_change, message, runner, fakes):
 # -- setup_local_multipass.sh ------------------------------------------------------------
 
 # A multipass that knows one VM whose state lives in $MP_STATE ("absent" when the file is
-# missing); exec answers cloud-init status, and unpacks the copy into $MP_GUEST.
+# missing); exec answers cloud-init status and the VM config's labels ($MP_LABELS), and unpacks
+# the checkout setup_local_multipass.sh sends into $MP_GUEST (setup.sh is not run: the fake log
+# holds the command that would run it).
 FAKE_MULTIPASS = r"""
 state_file=$MP_STATE
 state=$(cat "$state_file" 2>/dev/null || echo absent)
@@ -425,25 +681,37 @@ case $1 in
     shift 3
     case "$*" in
       "cloud-init status") echo "status: done" ;;
-      "cat /opt/runner-health/.stamp") cat "$MP_GUEST/.stamp" 2>/dev/null || exit 1 ;;
-      sudo\ bash\ -c\ mkdir*)
-      cmd="$*"; mkdir -p "$MP_GUEST"; tar -xzf - -C "$MP_GUEST"
-      echo "${cmd##* echo }" | cut -d' ' -f1 > "$MP_GUEST/.stamp" ;;
+      "sed -n s/^labels = //p /etc/runner-health/config.toml") echo "$MP_LABELS" ;;
+      sudo\ bash\ -c\ *) rm -rf "$MP_GUEST"; mkdir -p "$MP_GUEST"; tar -xzf - -C "$MP_GUEST" ;;
       *) cat > /dev/null ;;
     esac ;;
   *) echo "fake multipass: unexpected $*" >&2; exit 1 ;;
 esac
 """
+VM_LABELS = '["self-hosted", "linux", "arm64", "bpf-lsm", "kernel-6.8"]'
 
 
 @pytest.fixture
 def multipass(tmp_path, fakes) -> dict[str, str]:
     write_fake(fakes[0], "multipass", FAKE_MULTIPASS)
-    return {"MP_STATE": str(tmp_path / "vm-state"), "MP_GUEST": str(tmp_path / "guest")}
+    return {
+        "MP_STATE": str(tmp_path / "vm-state"),
+        "MP_GUEST": str(tmp_path / "guest"),
+        "MP_LABELS": VM_LABELS,
+        "REPO_URL": "https://github.com/acme/kernel-ci",
+        "GITHUB_TOKEN": SECRET,  # on the Mac: it must never reach the VM
+    }
 
 
 def mp_calls(fakes) -> list[str]:
     return [c for c in fakes[1].read_text().splitlines() if c.startswith("multipass ")]
+
+
+def vm_setup_runs(fakes) -> list[str]:
+    """The `multipass exec ... sudo bash -c SCRIPT` calls that run setup.sh in the VM (a script
+    spans lines of the log)."""
+    calls = re.split(r"\n(?=multipass )", fakes[1].read_text())
+    return [c for c in calls if c.startswith("multipass exec") and "provision/setup.sh" in c]
 
 
 def test_multipass_launches_once_then_says_it_exists(tmp_path, fakes, multipass):
@@ -462,8 +730,41 @@ def test_multipass_launches_once_then_says_it_exists(tmp_path, fakes, multipass)
     second = run_script([script], fakes=fakes, env=env)
     assert second.returncode == 0, second.stderr
     assert "already exists and is running: not launched again" in second.stdout
-    assert "up to date" in second.stdout
     assert len([c for c in mp_calls(fakes) if c.startswith("multipass launch")]) == 1
+
+
+def test_multipass_keeps_the_admin_token_on_the_mac(fakes, multipass):
+    """The VM gets runner-health with its own timer and a config without a token (setup.sh
+    --no-admin-token); the printed next steps are registration with a one-hour token, and the
+    Mac's runner-health (multipass://, the VM's own arch/kernel labels) for the GitHub side."""
+    result = run_script([str(PROVISION / "setup_local_multipass.sh")], fakes=fakes, env=multipass)
+    assert result.returncode == 0, result.stderr
+    (run,) = vm_setup_runs(fakes)
+    assert "provision/setup.sh --no-admin-token" in run
+    assert "RUNNER_NAME=assay-bpf-runner REPO_URL=https://github.com/acme/kernel-ci" in run
+    assert SECRET not in fakes[1].read_text() and "GITHUB_TOKEN" not in run
+    out = result.stdout
+    assert "repos/acme/kernel-ci/actions/runners/registration-token" in out
+    assert "/opt/runner-health/provision/register_local.sh" in out
+    assert 'target = "multipass://assay-bpf-runner"' in out
+    assert 'repository = "acme/kernel-ci"' in out
+    assert f"labels = {VM_LABELS}" in out
+    assert "--upgrade" in out
+
+
+def test_multipass_upgrade_runs_setup_upgrade_in_the_vm(tmp_path, fakes, multipass):
+    script = str(PROVISION / "setup_local_multipass.sh")
+    env = {k: v for k, v in multipass.items() if k not in ("REPO_URL", "GITHUB_TOKEN")}
+    absent = run_script([script, "--upgrade"], fakes=fakes, env=env)
+    assert absent.returncode == 1
+    assert "no VM assay-bpf-runner to upgrade" in absent.stderr
+    (tmp_path / "vm-state").write_text("Running\n")
+    result = run_script([script, "--upgrade"], fakes=fakes, env=env)
+    assert result.returncode == 0, result.stderr
+    (run,) = vm_setup_runs(fakes)
+    assert "provision/setup.sh --upgrade" in run
+    assert not [c for c in mp_calls(fakes) if c.startswith("multipass launch")]
+    assert (tmp_path / "guest" / "runner_health" / "__init__.py").exists()
 
 
 def test_multipass_starts_a_stopped_vm(tmp_path, fakes, multipass):
@@ -480,6 +781,7 @@ def test_multipass_starts_a_stopped_vm(tmp_path, fakes, multipass):
     [
         ({"VM_DISK": "lots"}, "VM_DISK must be a size"),
         ({"VM_CPUS": "0"}, "VM_CPUS must be a number"),
+        ({"REPO_URL": ""}, "REPO_URL must be https://github.com/OWNER/REPO"),
     ],
 )
 def test_multipass_bad_settings(env, message, fakes, multipass):
@@ -492,7 +794,7 @@ def test_multipass_bad_settings(env, message, fakes, multipass):
 
 
 def test_multipass_missing_cli_is_explained(fakes, tmp_path):
-    env = {"PATH": f"{fakes[0]}:/usr/bin:/bin"}
+    env = {"PATH": f"{fakes[0]}:/usr/bin:/bin", "REPO_URL": "https://github.com/acme/kernel-ci"}
     if any(Path(d, "multipass").exists() for d in ("/usr/bin", "/bin")):
         pytest.skip("a real multipass is installed")
     result = run_script([str(PROVISION / "setup_local_multipass.sh")], fakes=fakes, env=env)
