@@ -7,9 +7,13 @@
 Two error types matter to callers: ``GitHubUnavailable`` (no answer, 5xx, rate-limited, or an
 answer GitHub would not give: HTML from a proxy, truncated or wrong-shaped JSON, a page link
 to another host; we know nothing, so nothing destructive may follow) and ``GitHubError``
-(GitHub answered no: bad token, missing permission, unknown repository). Every answer is
-checked here for the fields callers use, so callers never meet a KeyError: a runner list
-missing ``runners`` is an error, never "no runners" (which would re-register the runner).
+(GitHub answered no: bad token, missing permission, unknown repository). Each message is one
+line naming the cause and the fix (the setting, or the permission a 403 asks for). Every
+answer is checked here for the fields callers use, so callers never meet a KeyError: a runner
+list missing ``runners`` is an error, never "no runners" (which would re-register the runner).
+
+Without a token (``github.use_token = false``) only GitHub's clock can be read; every other
+call raises ``NoToken``.
 
 Every call ends in bounded time: ``timeout_seconds`` bounds each attempt as a whole
 (connect, headers, body), not each read; a call makes at most two attempts, 1 s apart.
@@ -21,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -53,6 +59,12 @@ class GitHubUnavailable(GitHubError):
 
 class NoToken(GitHubError):
     """This machine holds no admin token (``github.use_token = false``): the host asks GitHub."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no admin token on this machine (github.use_token = false): "
+            "the host or the workflow checks GitHub"
+        )
 
 
 @dataclass(frozen=True)
@@ -95,18 +107,19 @@ class QueuedJobs:
 class GitHub:
     """A requests session with whole-call deadlines, checked answers, ETags and GitHub's clock."""
 
-    def __init__(self, settings: GitHubSettings, token: str) -> None:
-        redact.register(token)
+    def __init__(self, settings: GitHubSettings, token: str | None = None) -> None:
         self.settings = settings
         self.session = requests.Session()
         self.session.headers.update(
             {
                 "Accept": "application/vnd.github+json",
-                "Authorization": f"Bearer {token}",
                 "X-GitHub-Api-Version": API_VERSION,
                 "User-Agent": "runner-health",
             }
         )
+        if token is not None:
+            redact.register(token)
+            self.session.headers["Authorization"] = f"Bearer {token}"
         self._etags: dict[str, tuple[str, Any, str | None]] = {}  # url -> (etag, body, next)
 
     # -- transport ---------------------------------------------------------------------
@@ -114,26 +127,28 @@ class GitHub:
     def _url(self, path: str, params: dict[str, Any] | None = None) -> str:
         return self.settings.api_url + path + (f"?{urlencode(params)}" if params else "")
 
-    def request(self, method: str, url: str, **kwargs: Any) -> Reply:
+    def request(self, method: str, url: str, *, anonymous: bool = False, **kwargs: Any) -> Reply:
         """One call, retried once on a network error, a missed deadline or a 5xx: at most
         twice timeout_seconds + 1 s. Not retried: an answer, even a malformed one (a write
-        may have happened)."""
+        may have happened). Only an ``anonymous`` call goes without a token."""
+        if not anonymous and "Authorization" not in self.session.headers:
+            raise NoToken()
         where = f"{method} {url.removeprefix(self.settings.api_url)}"
         for attempt in (1, 2):
             try:
                 reply = self._attempt(method, url, where, **kwargs)
             except TimeoutError as exc:
-                problem = f"{where}: {exc}"
+                problem = str(exc)
             except requests.RequestException as exc:
-                problem = f"{where}: {type(exc).__name__}"
+                problem = _why(exc)
             else:
                 if reply.status < 500:
-                    _raise_for_status(reply)
+                    _raise_for_status(reply, self.settings)
                     return reply
-                problem = f"{where}: HTTP {reply.status}"
+                problem = f"HTTP {reply.status}, GitHub's side failed; it usually passes"
             if attempt == 1:
                 time.sleep(1)
-        raise GitHubUnavailable(f"GitHub API unreachable ({problem})")
+        raise GitHubUnavailable(f"GitHub API unreachable: {method} {url.split('?')[0]}: {problem}")
 
     def _attempt(self, method: str, url: str, where: str, **kwargs: Any) -> Reply:
         """One try, over at timeout_seconds whatever the server does.
@@ -252,11 +267,13 @@ class GitHub:
     def server_time(self) -> datetime:
         """GitHub's clock (the Date header): the one that judges the runner's tokens.
 
-        Taken only from an answer that is GitHub's (a runner list): a proxy's page and its
-        clock are not."""
-        path = f"{self.settings.scope_path}/actions/runners"
-        reply = self.request("GET", self._url(path, {"per_page": 1}))
-        reply.json(_page_check("runners", _runner))
+        Read from ``GET /meta``, which needs no token, and only from an answer that is GitHub's
+        (its ``verifiable_password_authentication``): a proxy's page and its clock are not.
+        ``no-cache``: a cache's copy would carry the Date it was made."""
+        reply = self.request(
+            "GET", self._url("/meta"), anonymous=True, headers={"Cache-Control": "no-cache"}
+        )
+        reply.json(lambda body: _fields(body, {"verifiable_password_authentication": bool}, "meta"))
         date = reply.headers.get("Date", "")
         try:
             when = parsedate_to_datetime(date)
@@ -287,6 +304,17 @@ class GitHub:
     def remove_token(self) -> str:
         return self._token("remove-token")
 
+    def add_runner_labels(self, runner_id: int, labels: Sequence[str]) -> set[str]:
+        """Add custom ``labels`` to a registered runner, without re-registering it: the
+        lower-cased names of every label it has now."""
+        reply = self.request(
+            "POST",
+            self._url(f"{self.settings.scope_path}/actions/runners/{runner_id}/labels"),
+            json={"labels": list(labels)},
+        )
+        body = reply.json(_page_check("labels", _label))
+        return {label["name"].lower() for label in body["labels"]}
+
     def _token(self, kind: str) -> str:
         reply = self.request(
             "POST", self._url(f"{self.settings.scope_path}/actions/runners/{kind}")
@@ -297,28 +325,38 @@ class GitHub:
 
     # -- queued work -------------------------------------------------------------------
 
+    def queue_repositories(self) -> tuple[str, ...]:
+        """The repositories whose jobs can reach the runner: its own, or those an organisation
+        runner's config lists (GitHub has no organisation-wide list of queued jobs)."""
+        if self.settings.repository:
+            return (self.settings.repository,)
+        return self.settings.repositories
+
     def queued_jobs(self) -> QueuedJobs:
-        """Jobs of queued workflow runs that no runner has taken yet (repository scope only)."""
+        """Jobs of queued workflow runs that no runner has taken yet, in every one of
+        ``queue_repositories()``; each job carries its ``repository``."""
         queued = QueuedJobs()
-        if not self.settings.repository:
-            return queued
-        scope = self.settings.scope_path
-        runs = self._pages(
-            f"{scope}/actions/runs",
-            {"status": "queued", "per_page": 100},
-            "workflow_runs",
-            lambda run, what: _fields(run, {"id": int}, what),
-            queued.unread,
-        )
-        for run in runs:
-            jobs = self._pages(
-                f"{scope}/actions/runs/{run['id']}/jobs",
-                {"per_page": 100},
-                "jobs",
-                _job,
+        for repository in self.queue_repositories():
+            runs = self._pages(
+                f"/repos/{repository}/actions/runs",
+                {"status": "queued", "per_page": 100},
+                "workflow_runs",
+                lambda run, what: _fields(run, {"id": int}, what),
                 queued.unread,
             )
-            queued.jobs.extend(j for j in jobs if j["status"] == "queued" and not j["runner_id"])
+            for run in runs:
+                jobs = self._pages(
+                    f"/repos/{repository}/actions/runs/{run['id']}/jobs",
+                    {"per_page": 100},
+                    "jobs",
+                    _job,
+                    queued.unread,
+                )
+                queued.jobs.extend(
+                    {**j, "repository": repository}
+                    for j in jobs
+                    if j["status"] == "queued" and not j["runner_id"]
+                )
         return queued
 
     # -- issues ------------------------------------------------------------------------
@@ -363,7 +401,8 @@ class GitHub:
         reply.json(lambda issue: _issue(issue, "issue"))
 
 
-def _raise_for_status(reply: Reply) -> None:
+def _raise_for_status(reply: Reply, settings: GitHubSettings) -> None:
+    """GitHubError for a refusal, on one line: what GitHub said, what it means, what to do."""
     if reply.status < 400:
         return
     try:
@@ -372,14 +411,101 @@ def _raise_for_status(reply: Reply) -> None:
         body = None
     message = body.get("message") if isinstance(body, dict) else None
     message = redact.scrub(message)[:200] if isinstance(message, str) else reply.snippet()
+    message = " ".join(message.split())
     if reply.status in (403, 429) and (
         reply.headers.get("x-ratelimit-remaining") == "0"
         or "retry-after" in reply.headers
         or "rate limit" in message.lower()
     ):
         reset = reply.headers.get("retry-after") or reply.headers.get("x-ratelimit-reset")
-        raise GitHubUnavailable(f"GitHub API rate limit reached (retry after/at {reset})")
+        raise GitHubUnavailable(
+            f"{reply.where}: GitHub API rate limit reached (retry after/at {reset}): "
+            "the next runs read again once it resets"
+        )
+    said = f"({reply.status} {message})"
+    if reply.status == 401:
+        raise GitHubError(
+            f"{reply.where}: GitHub rejected the token {said}: it is wrong, expired or revoked; "
+            "set a valid one in github.token_file / GITHUB_TOKEN"
+        )
+    if reply.status == 403:
+        raise GitHubError(
+            f"{reply.where}: GitHub refused the token {said}: it needs the permission "
+            f"{_permission(reply)}"
+        )
+    if reply.status == 404:
+        raise GitHubError(f"{reply.where}: {said[1:-1]}: {_not_found(reply.where, settings)}")
     raise GitHubError(f"{reply.where}: HTTP {reply.status} {message}".strip())
+
+
+def _permission(reply: Reply) -> str:
+    """The permission a 403 asks for: GitHub's own X-Accepted-GitHub-Permissions when it sent
+    one (fine-grained tokens and apps), else what runner-health's calls need."""
+    accepted = reply.headers.get("X-Accepted-GitHub-Permissions", "").strip()
+    if accepted:
+        return f"{accepted} (as GitHub lists it)"
+    path = reply.where.split(" ", 1)[-1]
+    if path.startswith("/orgs/") and "/actions/runners" in path:
+        return "organisation Self-hosted runners read/write (classic token: admin:org)"
+    if "/actions/runners" in path:
+        return "repository Administration read/write (classic token: repo)"
+    if "/issues" in path:
+        return "Issues write (a workflow's GITHUB_TOKEN: permissions: issues: write)"
+    return "Actions read (classic token: repo)"
+
+
+def _not_found(where: str, settings: GitHubSettings) -> str:
+    """What a 404 on ``where`` means: the repository or organisation is not there or not visible
+    to this token (GitHub hides what a token may not see), or the runner is gone."""
+    match = re.match(
+        r"\S+ /(?:repos/(?P<repo>[^/?]+/[^/?]+)|orgs/(?P<org>[^/?]+))"
+        r"(?:/actions/runners/(?P<runner>\d+))?",
+        where,
+    )
+    if match is None:
+        return f"no such endpoint under {settings.api_url} (check github.api_url)"
+    if match["org"]:
+        what, setting, access = (
+            f"organisation {match['org']}",
+            "github.organization",
+            "organisation",
+        )
+    else:
+        setting = (
+            "github.repository" if match["repo"] == settings.repository else "github.repositories"
+        )
+        what, access = f"repository {match['repo']}", "repository"
+    gone = f"runner {match['runner']} is no longer registered, or " if match["runner"] else ""
+    return (
+        f"{gone}{what} not found, or this token cannot see it "
+        f"(check {setting} and the token's {access} access)"
+    )
+
+
+def _why(exc: BaseException) -> str:
+    """Why a request got no answer, in words (DNS, refused, timeout, TLS), from the chain of
+    exceptions requests and urllib3 wrap around the socket's."""
+    chain, seen = [exc], set()
+    for error in chain:
+        seen.add(id(error))
+        causes = (error.__cause__, error.__context__, getattr(error, "reason", None), *error.args)
+        chain += [c for c in causes if isinstance(c, BaseException) and id(c) not in seen]
+    for error in chain:
+        if isinstance(error, socket.gaierror):
+            return f"DNS cannot resolve the host name ({error.strerror})"
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return f"TLS: the server's certificate is not trusted ({error.verify_message})"
+        if isinstance(error, ssl.SSLError):
+            return f"TLS handshake failed ({error.reason or error.strerror})"
+        if isinstance(error, ConnectionRefusedError):
+            return "connection refused (nothing listens there)"
+        if isinstance(error, requests.ConnectTimeout):
+            return "timed out connecting (a firewall, or no route to the host)"
+        if isinstance(error, (requests.Timeout, TimeoutError)):
+            return "timed out waiting for the answer"
+        if isinstance(error, ConnectionResetError):
+            return "the connection was reset"
+    return f"the connection failed ({type(exc).__name__})"
 
 
 # -- the shapes callers rely on ---------------------------------------------------------
@@ -413,10 +539,14 @@ def _page_check(key: str | None, item: Callable[[Any, str], None]) -> Check:
     return check
 
 
+def _label(value: Any, what: str) -> None:
+    _fields(value, {"name": str}, what)
+
+
 def _runner(value: Any, what: str) -> None:
     shape = {"id": int, "name": str, "status": str, "busy": bool, "labels": list}
     for index, label in enumerate(_fields(value, shape, what)["labels"]):
-        _fields(label, {"name": str}, f"{what}['labels'][{index}]")
+        _label(label, f"{what}['labels'][{index}]")
 
 
 def _job(value: Any, what: str) -> None:

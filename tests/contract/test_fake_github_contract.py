@@ -258,3 +258,46 @@ def test_clock_skew_rejects_session(github: FakeGitHub, offset: int) -> None:
         timeout=10,
     )
     assert within.status_code == 200
+
+
+def test_custom_labels_validate_and_read_only_names_are_refused(github: FakeGitHub) -> None:
+    """POST .../runners/{id}/labels: the body GitHub takes, the labels it answers with, and its
+    422 (validation-error-simple) for a name GitHub gives runners itself."""
+    runner_id = register(github)["agent"]["id"]
+    path = f"{REPO}/actions/runners/{runner_id}/labels"
+    body = models.ReposOwnerRepoActionsRunnersRunnerIdLabelsPostBody(labels=["kernel-6.8"])
+    added = api(github, "POST", path, json=body.model_dump())
+    assert added.status_code == 200
+    labels = models.OrgsOrgActionsRunnersRunnerIdLabelsGetResponse200.model_validate(added.json())
+    assert labels.total_count == 5
+    assert {(label.name, label.type) for label in labels.labels} >= {("kernel-6.8", "custom")}
+    refused = api(github, "POST", path, json={"labels": ["gpu", "X64"]})
+    assert refused.status_code == 422
+    models.ValidationErrorSimple.model_validate(refused.json())
+    listed = api(github, "GET", f"{REPO}/actions/runners/{runner_id}").json()
+    assert "gpu" not in {label["name"] for label in listed["labels"]}
+
+
+def test_meta_validates_without_a_token(github: FakeGitHub) -> None:
+    anonymous = requests.get(github.url + "/meta", timeout=10)
+    assert anonymous.status_code == 200 and anonymous.headers["Date"].endswith("GMT")
+    models.ApiOverview.model_validate(anonymous.json())
+    wrong = requests.get(github.url + "/meta", headers={"Authorization": "Bearer x"}, timeout=10)
+    assert wrong.status_code == 401
+
+
+def test_a_missing_permission_is_403_naming_it(github: FakeGitHub) -> None:
+    token = github.add_user("ci", permissions={"administration": "read"})
+    denied = api(
+        github,
+        "POST",
+        f"{REPO}/actions/runners/registration-token",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert denied.status_code == 403
+    assert denied.headers["X-Accepted-GitHub-Permissions"] == "administration=write"
+    models.BasicError.model_validate(denied.json())
+    org = api(
+        github, "GET", "/orgs/acme/actions/runners", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert org.headers["X-Accepted-GitHub-Permissions"] == "organization_self_hosted_runners=read"

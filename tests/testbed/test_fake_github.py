@@ -194,3 +194,25 @@ def test_request_log_records_traffic(github: FakeGitHub) -> None:
     api(github, "GET", f"{REPO}/actions/runners")
     # The fake logs a request once its answer is sent: the client may read it first.
     github.wait_for(lambda: ("GET", f"{REPO}/actions/runners", 200) in github.requests)
+
+
+def test_tests_set_a_runners_custom_labels(github: FakeGitHub) -> None:
+    register(github, "vm1", ["kernel-6.6"])
+    github.set_runner_labels("vm1", ["kernel-6.8", "arm64-vm"])
+    labels = [(label["name"], label["type"]) for label in github.runner("vm1")["labels"]]
+    assert labels == [
+        ("self-hosted", "read-only"),
+        ("Linux", "read-only"),
+        ("X64", "read-only"),
+        ("kernel-6.8", "custom"),
+        ("arm64-vm", "custom"),
+    ]
+
+
+def test_write_grants_read_and_nothing_else(github: FakeGitHub) -> None:
+    token = github.add_user("ci", permissions={"administration": "write"})
+    as_ci = {"headers": {"Authorization": f"Bearer {token}"}}
+    assert api(github, "GET", f"{REPO}/actions/runners", **as_ci).status_code == 200
+    issues = api(github, "GET", f"{REPO}/issues", **as_ci)
+    assert issues.status_code == 403
+    assert issues.headers["X-Accepted-GitHub-Permissions"] == "issues=read"

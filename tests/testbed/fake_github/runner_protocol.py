@@ -18,12 +18,19 @@ def api(github: FakeGitHub, method: str, path: str, **kwargs: Any) -> requests.R
 
 
 def register_agent(
-    github: FakeGitHub, name: str, labels: list[str], *, token: str | None = None, **fields: Any
+    github: FakeGitHub,
+    name: str,
+    labels: list[str],
+    *,
+    token: str | None = None,
+    url: str | None = None,
+    **fields: Any,
 ) -> dict:
-    """What config.sh does: trade a registration token for a tenant token, add the runner."""
+    """What config.sh does: trade a registration token for a tenant token, add the runner
+    (to the repository, or to what ``url`` names: ``f"{github.url}/{github.owner}"``, the org)."""
     tenant = requests.post(
         github.url + "/_runner/actions/runner-registration",
-        json={"url": github.runner_url(guest=False), "runner_event": "register"},
+        json={"url": url or github.runner_url(guest=False), "runner_event": "register"},
         headers={"Authorization": f"RemoteAuth {token or github.create_registration_token()}"},
         timeout=10,
     )

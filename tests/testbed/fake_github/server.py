@@ -49,6 +49,8 @@ from urllib.parse import parse_qs, urlsplit
 
 DOCS = "https://docs.github.com/rest"
 DEFAULT_LABELS = ("self-hosted", "Linux", "X64")
+# Names GitHub gives runners itself (type "read-only"): never a custom label.
+READ_ONLY_LABELS = {"self-hosted", "linux", "windows", "macos", "x64", "x86", "arm", "arm64"}
 CLOCK_SKEW_LIMIT = 300  # seconds; GitHub's OAuth token validation allows five minutes
 REGISTRATION_TOKEN_TTL = 3600  # registration and remove tokens expire after one hour
 FAILURE_KINDS = (None, "5xx", "timeout", "rate_limit")
@@ -93,6 +95,19 @@ class _Reply(Exception):
 
 def _not_found() -> _Reply:
     return _Reply(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
+
+
+def _validation_simple(errors: list[str]) -> _Reply:
+    """GitHub's ``validation-error-simple`` 422 (what the runner-label endpoints answer)."""
+    return _Reply(
+        422,
+        {
+            "message": "Validation Failed",
+            "errors": errors,
+            "documentation_url": DOCS,
+            "status": "422",
+        },
+    )
 
 
 def _validation_failed(resource: str, fld: str, code: str = "missing_field") -> _Reply:
@@ -153,6 +168,14 @@ class _Account:
     id: int
     type: str  # "User", or "Bot" for an app's user such as github-actions[bot]
     association: str  # its author_association with the repository
+    permissions: dict[str, str] | None = None  # a fine-grained token's grants; None: all
+
+    def allows(self, needed: str | None) -> bool:
+        """Whether the token holds ``needed`` ("administration=write"): write implies read."""
+        if needed is None or self.permissions is None:
+            return True
+        kind, level = needed.split("=")
+        return self.permissions.get(kind) in ((level, "write") if level == "read" else (level,))
 
 
 @dataclass
@@ -323,15 +346,28 @@ class FakeGitHub:
         with self._lock:
             return max(0, self._rl_limit - self._rl_used)
 
-    def add_user(self, login: str, association: str = "NONE") -> str:
+    def add_user(
+        self, login: str, association: str = "NONE", permissions: dict[str, str] | None = None
+    ) -> str:
         """A token of another user (someone commenting on issues, say): what it writes shows
-        ``login`` as author, with ``association`` (e.g. "MEMBER") as its author_association."""
+        ``login`` as author, with ``association`` (e.g. "MEMBER") as its author_association.
+
+        ``permissions``: a fine-grained token's grants, e.g. ``{"administration": "read"}``;
+        a call needing more is answered 403 with the X-Accepted-GitHub-Permissions it needs."""
         token = "fake-user-" + secrets.token_hex(16)
         with self._lock:
             self._accounts[token] = _Account(
-                login, 100_000 + len(self._accounts), "User", association
+                login, 100_000 + len(self._accounts), "User", association, permissions
             )
         return token
+
+    def set_runner_labels(self, name: str, labels: list[str]) -> None:
+        """Replace a runner's custom labels (as the settings page does); read-only ones stay."""
+        with self._lock:
+            runner = next(r for r in self._runners.values() if r.name == name)
+            runner.labels = [x for x in runner.labels if x[2] == "read-only"] + [
+                self._label(label, "custom") for label in labels
+            ]
 
     def create_registration_token(self, kind: str = "registration") -> str:
         """A registration (or remove) token, as ``POST .../registration-token`` makes."""
@@ -719,31 +755,40 @@ class FakeGitHub:
     # -- REST handlers -------------------------------------------------------------------
     # Each takes (match, query, body) with the lock held and returns (status, json).
 
-    def _rest_routes(self) -> list[tuple[str, str, Callable[..., tuple[int, Any]]]]:
+    def _rest_routes(self) -> list[tuple[str, str, Callable[..., tuple[int, Any]], str | None]]:
+        """(method, path pattern, handler, the fine-grained permission GitHub asks for)."""
         repo = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
         org = r"/orgs/(?P<org>[^/]+)"
-        routes: list[tuple[str, str, Callable[..., tuple[int, Any]]]] = []
-        for prefix in (repo, org):
+        routes: list[tuple[str, str, Callable[..., tuple[int, Any]], str | None]] = [
+            ("GET", r"/meta", self._meta, None)
+        ]
+        for prefix, kind in ((repo, "administration"), (org, "organization_self_hosted_runners")):
+            read, write = f"{kind}=read", f"{kind}=write"
             routes += [
-                ("GET", prefix + r"/actions/runners", self._list_runners),
-                ("GET", prefix + r"/actions/runners/(?P<id>\d+)", self._get_runner),
-                ("DELETE", prefix + r"/actions/runners/(?P<id>\d+)", self._delete_runner),
-                ("POST", prefix + r"/actions/runners/registration-token", self._reg_token),
-                ("POST", prefix + r"/actions/runners/remove-token", self._remove_token),
+                ("GET", prefix + r"/actions/runners", self._list_runners, read),
+                ("GET", prefix + r"/actions/runners/(?P<id>\d+)", self._get_runner, read),
+                ("DELETE", prefix + r"/actions/runners/(?P<id>\d+)", self._delete_runner, write),
+                ("POST", prefix + r"/actions/runners/(?P<id>\d+)/labels", self._add_labels, write),
+                ("POST", prefix + r"/actions/runners/registration-token", self._reg_token, write),
+                ("POST", prefix + r"/actions/runners/remove-token", self._remove_token, write),
             ]
         routes += [
-            ("GET", repo + r"/actions/runs", self._list_runs),
-            ("GET", repo + r"/actions/runs/(?P<id>\d+)", self._get_run),
-            ("GET", repo + r"/actions/runs/(?P<id>\d+)/jobs", self._list_jobs),
-            ("GET", repo + r"/actions/jobs/(?P<id>\d+)", self._get_job),
-            ("GET", repo + r"/issues", self._list_issues),
-            ("POST", repo + r"/issues", self._create_issue),
-            ("GET", repo + r"/issues/(?P<n>\d+)", self._get_issue),
-            ("PATCH", repo + r"/issues/(?P<n>\d+)", self._update_issue),
-            ("GET", repo + r"/issues/(?P<n>\d+)/comments", self._list_comments),
-            ("POST", repo + r"/issues/(?P<n>\d+)/comments", self._create_comment),
+            ("GET", repo + r"/actions/runs", self._list_runs, "actions=read"),
+            ("GET", repo + r"/actions/runs/(?P<id>\d+)", self._get_run, "actions=read"),
+            ("GET", repo + r"/actions/runs/(?P<id>\d+)/jobs", self._list_jobs, "actions=read"),
+            ("GET", repo + r"/actions/jobs/(?P<id>\d+)", self._get_job, "actions=read"),
+            ("GET", repo + r"/issues", self._list_issues, "issues=read"),
+            ("POST", repo + r"/issues", self._create_issue, "issues=write"),
+            ("GET", repo + r"/issues/(?P<n>\d+)", self._get_issue, "issues=read"),
+            ("PATCH", repo + r"/issues/(?P<n>\d+)", self._update_issue, "issues=write"),
+            ("GET", repo + r"/issues/(?P<n>\d+)/comments", self._list_comments, "issues=read"),
+            ("POST", repo + r"/issues/(?P<n>\d+)/comments", self._create_comment, "issues=write"),
         ]
         return routes
+
+    def _meta(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
+        """GitHub's overview (``GET /meta``): answered without a token too."""
+        return 200, {"verifiable_password_authentication": False, "installed_version": "fake"}
 
     def _check_scope(self, m: re.Match[str]) -> str:
         groups = m.groupdict()
@@ -783,6 +828,34 @@ class FakeGitHub:
 
     def _get_runner(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
         return 200, self._runner_json(self._find_runner(m))
+
+    def _add_labels(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
+        """Add custom labels; a name GitHub gives runners itself (read-only) is refused with a
+        422, the whole request with it."""
+        runner = self._find_runner(m)
+        labels = body.get("labels") if isinstance(body, dict) else None
+        if (
+            not isinstance(labels, list)
+            or not 1 <= len(labels) <= 100
+            or not all(isinstance(x, str) and x for x in labels)
+        ):
+            raise _validation_simple(["labels: expected 1 to 100 label names"])
+        taken = {n.lower() for _, n, kind in runner.labels if kind == "read-only"}
+        refused = [x for x in labels if x.lower() in READ_ONLY_LABELS | taken]
+        if refused:
+            raise _validation_simple(
+                [
+                    f"'{x}' is a read-only label and cannot be added as a custom label"
+                    for x in refused
+                ]
+            )
+        have = {n.lower() for _, n, _ in runner.labels}
+        for label in labels:
+            if label.lower() not in have:
+                runner.labels.append(self._label(label, "custom"))
+                have.add(label.lower())
+        found = [{"id": i, "name": n, "type": t} for i, n, t in runner.labels]
+        return 200, {"total_count": len(found), "labels": found}
 
     def _delete_runner(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
         runner = self._find_runner(m)
@@ -1364,7 +1437,9 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
         account = gh._accounts.get(token.strip())
-        if scheme.lower() not in ("bearer", "token") or account is None:
+        if not auth and path == "/meta":
+            account = _Account("anonymous", 0, "User", "NONE", {})
+        elif scheme.lower() not in ("bearer", "token") or account is None:
             with gh._lock:
                 headers = self._rate_headers()
             self._send(
@@ -1425,13 +1500,23 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, Any, dict[str, str]]:
         gh = self.github
         path_matched = False
-        for verb, pattern, handler in gh._rest_routes():
+        for verb, pattern, handler, needed in gh._rest_routes():
             match = re.fullmatch(pattern, path)
             if match is None:
                 continue
             path_matched = True
             if verb != method:
                 continue
+            if not gh._caller.allows(needed):
+                raise _Reply(
+                    403,
+                    {
+                        "message": "Resource not accessible by personal access token",
+                        "documentation_url": DOCS,
+                        "status": "403",
+                    },
+                    {"X-Accepted-GitHub-Permissions": str(needed)},
+                )
             result = handler(match, query, body)
             status, payload = result[0], result[1]
             headers: dict[str, str] = {}
