@@ -3,12 +3,18 @@
 import pytest
 
 from runner_health.github import GitHubUnavailable
-from runner_health.queue import stuck_jobs
+from runner_health.observe import CannotObserve
+from runner_health.queue import oldest_minutes, stuck_jobs
 
 
 @pytest.mark.github
-def test_no_job_queued_too_long(github, settings):
+def test_no_job_queued_too_long(github, settings, record_property):
+    if not github.queue_repositories():
+        raise CannotObserve(
+            "organisation runner: list the repositories whose jobs it runs in github.repositories"
+        )
     queued = github.queued_jobs()
+    record_property("oldest_queued_minutes", oldest_minutes(queued.jobs))
     waiting = stuck_jobs(
         queued.jobs,
         github.runner(settings.runner.name),

@@ -23,18 +23,29 @@ def stuck_jobs(
     """One line per self-hosted job queued longer than the threshold, with the likely reason."""
     ours = runner_label_names(runner) if runner else {label.lower() for label in configured_labels}
     lines = []
-    for job in jobs:
-        wanted = {label.lower() for label in job.get("labels", [])}
-        if "self-hosted" not in wanted:
-            continue  # for GitHub-hosted runners: not ours to worry about
+    for job in _self_hosted(jobs):
         waited = age_minutes(job["created_at"], now)
         if waited < max_wait_minutes:
             continue
+        wanted = {label.lower() for label in job["labels"]}
+        where = f"{job['repository']} run" if "repository" in job else "run"
         lines.append(
-            f"job {job.get('name', job['id'])!r} (run {job.get('run_id')}) queued since "
+            f"job {job.get('name', job['id'])!r} ({where} {job.get('run_id')}) queued since "
             f"{job['created_at']} ({waited:.0f} min): {_reason(wanted, ours, runner)}"
         )
     return lines
+
+
+def oldest_minutes(jobs: Iterable[dict[str, Any]], now: datetime | None = None) -> float:
+    """How long the oldest queued self-hosted job has waited, in minutes (0 when none): the
+    measured value behind the queue check, whatever its threshold."""
+    ages = [age_minutes(job["created_at"], now) for job in _self_hosted(jobs)]
+    return round(max(ages, default=0.0), 1)
+
+
+def _self_hosted(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Jobs asking for a self-hosted runner: those for GitHub's runners are not ours to watch."""
+    return [job for job in jobs if "self-hosted" in {x.lower() for x in job.get("labels", [])}]
 
 
 def _reason(wanted: set[str], ours: set[str], runner: dict[str, Any] | None) -> str:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from runner_health.github import age_minutes
-from runner_health.queue import stuck_jobs
+from runner_health.queue import oldest_minutes, stuck_jobs
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 RUNNER = {
@@ -53,3 +53,18 @@ def test_a_time_that_is_no_github_timestamp_is_a_value_error(garbage):
     """Not a TypeError or AttributeError deep in the check: zone-less times included."""
     with pytest.raises(ValueError, match="time"):
         age_minutes(garbage, NOW)
+
+
+def test_the_oldest_self_hosted_job_is_measured():
+    jobs = [
+        job(["ubuntu-latest"], "2026-11-28T10:00:00Z"),  # GitHub's runners: not ours
+        job(["self-hosted"], "2026-11-28T11:20:00Z"),
+        job(["Self-Hosted", "gpu"], "2026-11-28T11:50:00Z"),
+    ]
+    assert oldest_minutes(jobs, NOW) == 40.0
+    assert oldest_minutes([], NOW) == 0.0
+
+
+def test_an_organisation_runners_job_names_its_repository():
+    line = stuck_jobs([{**job(["self-hosted"]), "repository": "acme/a"}], RUNNER, [], 15, NOW)[0]
+    assert "(acme/a run 3) queued since" in line
