@@ -164,19 +164,19 @@ ensure_vm() {
 
 # Send this checkout into the VM and run provision/setup.sh $1 from it, as root.
 setup_in_vm() {
-	local items="" item env
+	local items="" item env script
 	for item in $ITEMS; do
 		[ -e "$ROOT/$item" ] && items="$items $item"
 	done
 	env="RUNNER_HEALTH_DIR=$GUEST_DIR RUNNER_NAME=$(printf %q "$RUNNER_NAME")"
 	env="$env REPO_URL=$(printf %q "$REPO_URL") RUNNER_DOCKER=$(printf %q "$RUNNER_DOCKER")"
+	script="rm -rf $GUEST_CHECKOUT && mkdir -m 700 $GUEST_CHECKOUT"
+	script="$script && tar -xzf - -C $GUEST_CHECKOUT --no-same-owner --warning=no-unknown-keyword"
+	script="$script && { env $env bash $GUEST_CHECKOUT/provision/setup.sh $1 </dev/null; rc=\$?; rm -rf $GUEST_CHECKOUT; exit \$rc; }"
 	say "sending this checkout to $VM_NAME; provision/setup.sh $1 there:"
 	# shellcheck disable=SC2086 # $items: a list of plain names
 	(cd "$ROOT" && COPYFILE_DISABLE=1 tar -czf - --exclude __pycache__ --exclude '*.pyc' $items) |
-		in_vm sudo bash -c "rm -rf $GUEST_CHECKOUT && mkdir -m 700 $GUEST_CHECKOUT &&
-			tar -xzf - -C $GUEST_CHECKOUT --no-same-owner --warning=no-unknown-keyword &&
-			{ env $env bash $GUEST_CHECKOUT/provision/setup.sh $1 </dev/null; rc=\$?; rm -rf $GUEST_CHECKOUT; exit \$rc; }" ||
-		die "provision/setup.sh $1 failed in $VM_NAME (its output is above)"
+		in_vm sudo bash -c "$script" || die "provision/setup.sh $1 failed in $VM_NAME (its output is above)"
 }
 
 next_steps() {
