@@ -27,7 +27,7 @@ MODE_WORDS = {  # summary.json's "mode", in words (the terminal and the report s
     "no-remediate": "no-remediate: observe only, no fix runs (--no-remediate)",
     "dry-run": "dry run: each fix says what it would do, nothing changes (--dry-run)",
 }
-CELL = "border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top"
+CELL = "border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top;color:#1f2328"
 
 
 def html(summary: Mapping[str, Any]) -> str:

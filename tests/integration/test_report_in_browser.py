@@ -3,14 +3,12 @@ and was healed, one skipped), its report opened in headless Chromium."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from runner_health.verdict import html as verdict_html
 from tests.browser import browser, render
 from tests.plugin.test_healing import (
     HEALABLE,
@@ -43,14 +41,7 @@ def test_a_healed_run_reads_as_a_verdict(pytester: pytest.Pytester, tmp_path: Pa
     write_check(pytester, "other", SKIPPED)
     result = pytester.runpytest_subprocess("checks")
     assert result.ret == 7, result.stdout.str()
-    (summary,) = (pytester.path / "reports").glob("*/summary.json")
-    # INTERIM until the plugin puts the verdict in report.html: the verdict of this run alone.
-    report = tmp_path / "report.html"
-    report.write_text(
-        "<!DOCTYPE html><html><body>"
-        + verdict_html(json.loads(summary.read_text()))
-        + '<table id="results-table"></table></body></html>'
-    )
+    (report,) = (pytester.path / "reports").glob("*/report.html")
 
     seen = render(report, tmp_path / "browser")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -67,8 +58,21 @@ def test_a_healed_run_reads_as_a_verdict(pytester: pytest.Pytester, tmp_path: Pa
     assert "What is still wrong nothing" in verdict
     assert "Skipped test_other (other): skipped: nothing to look at here" in verdict
     assert "Rerun" not in verdict
-    # The verdict opens the page: before pytest-html's own summary and results table.
+    # The verdict comes before pytest-html's results table, where the healed check is one row
+    # saying so (not pytest-rerunfailures' "Rerun" then "Passed").
     assert seen.dom.index("runner-health-verdict") < seen.dom.index('id="results-table"')
+    rows = {
+        test_id: text_of(cells).split()[:2]  # verdict, result (not the duration)
+        for test_id, cells in re.findall(
+            r'<tbody class="results-table-row[^"]*" id="([^"]+)">\s*<tr[^>]*>(.*?)</tr>',
+            seen.dom,
+            flags=re.S,
+        )
+    }
+    assert rows == {
+        "checks/test_thing.py::test_thing": ["healed", "Passed"],
+        "checks/test_other.py::test_other": ["skipped", "Skipped"],
+    }
 
 
 @pytest.mark.parametrize(
