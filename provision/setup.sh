@@ -5,9 +5,9 @@
 # step checks first, changes only what differs, and says which.
 #
 # What it installs is listed in $RUNNER_HEALTH_DIR/.installed-files, which health_check.sh
-# --uninstall reads: one "KIND PATH" a line, KIND "installed" (runner-health itself, its
-# schedules and their logs: removed on uninstall) or "config" (the config, the token and their
-# folder: removed with --purge only). The runner's own files (its directory, registration,
+# --uninstall reads: one "KIND PATH" a line, KIND "remove" (runner-health itself and its
+# schedules: removed on uninstall) or "purge" (the config, the token, their folder and the
+# logs: removed with --purge only). The runner's own files (its directory, registration,
 # service, the runner user) are the runner's: never listed.
 set -euo pipefail
 
@@ -436,18 +436,18 @@ record() {
 	done
 	put_file "$SETTINGS_FILE" "$settings" 644
 	local systemd=${SYSTEMD_DIR:-/etc/systemd/system} path
-	local installed="# Installed by provision/setup.sh: \"installed PATH\" goes on uninstall, \"config PATH\" with --purge"
-	installed+=$'\n'"installed $RUNNER_HEALTH_DIR"
-	installed+=$'\n'"installed $CRON_DIR/runner-health-free-disk"
-	installed+=$'\n'"installed /var/log/runner-health-free-disk.log"
+	local installed="# Installed by provision/setup.sh: \"remove PATH\" goes on uninstall, \"purge PATH\" with --purge"
+	installed+=$'\n'"remove $RUNNER_HEALTH_DIR"
+	installed+=$'\n'"remove $CRON_DIR/runner-health-free-disk"
 	if uses_timer; then
-		installed+=$'\n'"installed $systemd/runner-health.timer"$'\n'"installed $systemd/runner-health.service"
+		installed+=$'\n'"remove $systemd/runner-health.timer"$'\n'"remove $systemd/runner-health.service"
 	fi
-	installed+=$'\n'"installed /var/log/runner-health.log"
 	for path in "$CONFIG_DIR/config.toml" "$CONFIG_DIR/token"; do
-		[[ ! -e $path ]] || installed+=$'\n'"config $path"
+		[[ ! -e $path ]] || installed+=$'\n'"purge $path"
 	done
-	installed+=$'\n'"config $CONFIG_DIR"
+	installed+=$'\n'"purge $CONFIG_DIR"
+	installed+=$'\n'"purge /var/log/runner-health-free-disk.log"
+	installed+=$'\n'"purge /var/log/runner-health.log"
 	put_file "$MANIFEST" "$installed" 644
 }
 

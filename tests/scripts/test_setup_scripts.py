@@ -374,7 +374,7 @@ def test_setup_keeps_no_admin_token_a_job_could_read(change, why, tmp_path, fake
     assert "from a separate host" in result.stdout and "STORE_ADMIN_TOKEN=1" in result.stdout
     assert setup_env["GITHUB_TOKEN"] not in result.stdout + result.stderr
     manifest = (Path(setup_env["RUNNER_HEALTH_DIR"]) / ".installed-files").read_text()
-    assert f"config {token_file}" not in manifest.splitlines()
+    assert f"purge {token_file}" not in manifest.splitlines()
 
 
 def test_setup_stores_the_token_when_told_to_accept_the_risk(fakes, setup_env):
@@ -458,22 +458,22 @@ def test_upgrade_refuses_where_nothing_is_installed(tmp_path, fakes, system):
 
 
 def test_setup_lists_what_it_installed(fakes, setup_env):
-    """The manifest health_check.sh --uninstall reads: "installed PATH" or "config PATH"."""
+    """The manifest health_check.sh --uninstall reads: "remove PATH" or "purge PATH"."""
     run_setup(fakes, setup_env)
     installed = Path(setup_env["RUNNER_HEALTH_DIR"])
     config_dir, systemd = Path(setup_env["CONFIG_DIR"]), Path(setup_env["SYSTEMD_DIR"])
     lines = (installed / ".installed-files").read_text().splitlines()
     assert lines[0].startswith("#")
     assert lines[1:] == [
-        f"installed {installed}",
-        f"installed {setup_env['CRON_DIR']}/runner-health-free-disk",
-        "installed /var/log/runner-health-free-disk.log",
-        f"installed {systemd}/runner-health.timer",
-        f"installed {systemd}/runner-health.service",
-        "installed /var/log/runner-health.log",
-        f"config {config_dir}/config.toml",
-        f"config {config_dir}/token",
-        f"config {config_dir}",
+        f"remove {installed}",
+        f"remove {setup_env['CRON_DIR']}/runner-health-free-disk",
+        f"remove {systemd}/runner-health.timer",
+        f"remove {systemd}/runner-health.service",
+        f"purge {config_dir}/config.toml",
+        f"purge {config_dir}/token",
+        f"purge {config_dir}",
+        "purge /var/log/runner-health-free-disk.log",
+        "purge /var/log/runner-health.log",
     ]
 
 
