@@ -7,7 +7,11 @@ Reads the ``summary.json`` a ``pytest checks -m github --no-remediate`` run wrot
 - the runner is offline (or gone) at GitHub **and** jobs wait for it → open an issue (label
   ``runner-health``), or comment on the open one when this is a new occurrence;
 - the runner is online again → comment and close the issue;
-- anything else (offline with nothing waiting, GitHub unreachable) → say so, post nothing.
+- anything else (offline with nothing waiting, GitHub unreachable, a check "unknown", or the
+  online or queue check silenced in the config) → say so, post nothing.
+
+Organisation runners too: their queue is read in the repositories the config lists
+(``github.repositories``); the issue goes to ``--repository`` (the workflow's own).
 
 Every issue body and comment written here ends with a hidden marker
 ``<!-- runner-health-alert runner=NAME state=STATE -->``; the newest marker is the state the
@@ -28,7 +32,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ DOWN = "down"  # offline or gone at GitHub, and jobs wait: the alert
 OFFLINE = "offline"  # offline, but nothing waits for it
 ONLINE = "online"
 UNKNOWN = "unknown"  # the checks could not tell (GitHub unreachable, skipped)
+SILENCED = "silenced"  # the online or queue check is silenced in the config: no alert
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,13 @@ def assess(summary: dict[str, Any]) -> Finding:
     )
     if online is not None and online.get("outcome") in ("passed", "healed"):
         return Finding(ONLINE, "GitHub shows the runner online")
+    silenced = [c for c in (online, queue) if c is not None and c.get("outcome") == "silenced"]
+    if silenced:
+        why = "; ".join(
+            f"{c['nodeid'].split('::')[-1]}: {(c.get('silence') or {}).get('reason', '')}"
+            for c in silenced
+        )
+        return Finding(SILENCED, f"silenced in the config ({why})", details)
     gone = (
         known is not None
         and known.get("outcome") == "failed"
@@ -163,7 +175,7 @@ def decide(
     gh: GitHub, finding: Finding, summary: dict[str, Any], label: str, runner: str, author: str
 ) -> list[tuple[str, Any]]:
     """The writes this run should make, as (action, args) pairs."""
-    if finding.state == UNKNOWN:
+    if finding.state in (UNKNOWN, SILENCED):
         return []
     issue = find_issue(gh, label, runner, author)
     text = describe(finding, summary) + "\n\n" + marker(runner, finding.state)
@@ -245,6 +257,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--label", default=DEFAULT_LABEL, help=f"issue label (default: {DEFAULT_LABEL})"
     )
     parser.add_argument(
+        "--repository",
+        metavar="OWNER/REPO",
+        help="where the issue is opened (default: the config's github.repository; required for "
+        "an organisation runner: the workflow passes its own repository)",
+    )
+    parser.add_argument(
         "--trusted-author",
         default=DEFAULT_TRUSTED_AUTHOR,
         metavar="LOGIN",
@@ -269,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         print("GITHUB_TOKEN is not set (a token with issues: write)", file=sys.stderr)
         return 2
     redact.register(token)
+    repository = args.repository or settings.github.repository
+    if not repository:
+        print(
+            "organisation runner: pass --repository OWNER/REPO (where the alert opens its issue)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         path = args.summary or newest_summary(args.reports_dir or settings.reports_directory)
         summary = json.loads(path.read_text())
@@ -278,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     runner = summary.get("runner") or settings.runner.name
     finding = assess(summary)
     print(f"runner {runner}: {finding.state}: {finding.reason}")
-    gh = GitHub(settings.github, token)
+    # Issues live in one repository, whatever the runner's scope.
+    gh = GitHub(replace(settings.github, repository=repository, organization=None), token)
     try:
         actions = decide(gh, finding, summary, args.label, runner, args.trusted_author)
         apply(gh, actions, args.dry_run, args.trusted_author)

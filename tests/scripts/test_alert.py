@@ -16,11 +16,13 @@ from runner_health import alert
 from runner_health.plugin import CheckRecord
 from tests.scripts.conftest import ROOT, run_script
 from tests.testbed.fake_github import FakeGitHub
+from tests.testbed.fake_github.runner_protocol import register_agent
 
 RUNNER = "assay-bpf-runner"
 ONLINE = "checks/test_online.py::test_runner_online_at_github"
 KNOWN = "checks/test_registration.py::test_runner_known_to_github"
 QUEUE = "checks/test_queue.py::test_no_job_queued_too_long"
+LABELS = "checks/test_registration.py::test_runner_has_config_labels"
 
 
 @pytest.fixture
@@ -238,10 +240,10 @@ def test_dry_run_posts_nothing(fake, config, tmp_path):
 
 
 def test_unknown_state_posts_nothing(fake, config, tmp_path):
-    # GitHub was unreachable during the checks: the online check errored.
+    # GitHub was unreachable during the checks: the online check could not observe.
     path = summary(
         tmp_path,
-        CheckRecord(ONLINE, "online", "error", failure="GitHubUnavailable: GitHub API unreachable"),
+        CheckRecord(ONLINE, "online", "unknown", failure="GitHub API unreachable: GET ..."),
     )
     result = run_alert(fake, config, "--summary", path)
     assert result.returncode == 0, result.stderr
@@ -278,12 +280,25 @@ def test_errors_exit_non_zero_without_leaking_the_token(fake, config, tmp_path):
     assert "--dry-run" in no_token.stdout
 
 
-def test_from_a_real_checks_run(fake, config, tmp_path):
-    """pytest checks -m github --no-remediate, as the workflow runs it: the runner was never
-    registered and a self-hosted job waits 30 minutes → one issue."""
-    fake.queue_job(["self-hosted", "linux", "bpf-lsm"], created_at=time.time() - 1800)
-    reports = tmp_path / "reports" / "health"
-    checks = subprocess.run(
+@pytest.mark.parametrize("which", [ONLINE, QUEUE])
+def test_a_silenced_online_or_queue_check_never_opens_an_issue(fake, config, tmp_path, which):
+    data = json.loads(down(tmp_path).read_text())
+    for record in data["checks"]:
+        if record["nodeid"] == which:
+            record["outcome"] = "silenced"
+            record["silence"] = {"reason": "VM moves to a new host", "until": "2026-12-01"}
+    path = tmp_path / "silenced.json"
+    path.write_text(json.dumps(data))
+    result = run_alert(fake, config, "--summary", path)
+    assert result.returncode == 0, result.stderr
+    assert "silenced: silenced in the config" in result.stdout
+    assert "VM moves to a new host" in result.stdout
+    assert fake.issues() == []
+
+
+def github_only_run(fake: FakeGitHub, config: Path, reports: Path) -> subprocess.CompletedProcess:
+    """pytest checks -m github --no-remediate, as the workflow runs it."""
+    return subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "checks", "-m", "github", "--no-remediate", "-q"),
             *("--config", str(config), "--reports-dir", str(reports), "-p", "no:cacheprovider"),
@@ -295,6 +310,13 @@ def test_from_a_real_checks_run(fake, config, tmp_path):
         timeout=120,
         check=False,
     )
+
+
+def test_from_a_real_checks_run(fake, config, tmp_path):
+    """The runner was never registered and a self-hosted job waits 30 minutes → one issue."""
+    fake.queue_job(["self-hosted", "linux", "bpf-lsm"], created_at=time.time() - 1800)
+    reports = tmp_path / "reports" / "health"
+    checks = github_only_run(fake, config, reports)
     assert checks.returncode == 1, checks.stdout + checks.stderr
     result = run_alert(fake, config, "--reports-dir", reports.parent)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -309,3 +331,82 @@ def test_assess_needs_both_facts():
     records.append(vars(CheckRecord(QUEUE, "queue", "failed", failure="1 job(s) wait")))
     assert alert.assess({"checks": records}).state == alert.DOWN
     assert alert.assess({"checks": []}).state == alert.UNKNOWN
+
+
+def test_offline_is_seen_whatever_else_is_unhealthy(fake, tmp_path):
+    """Issue 11 item 2: the runner's labels drift from the config (the registration check
+    fails) and it went offline while a job for it has waited 40 minutes: the GitHub-only run
+    still reads online/offline and the queue, and the alert opens the issue."""
+    register_agent(fake, RUNNER, ["bpf-lsm"])  # registered, no listener: offline
+    fake.set_runner_labels(RUNNER, ["bpf-lsm", "kernel-6.6"])  # the config wants kernel-6.8
+    fake.queue_job(["self-hosted", "bpf-lsm"], created_at=time.time() - 40 * 60)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""lock_file = "{tmp_path}/lock"
+[github]
+repository = "{fake.owner}/{fake.repo}"
+api_url = "{fake.url}"
+[runner]
+name = "{RUNNER}"
+labels = ["self-hosted", "bpf-lsm", "kernel-6.8"]
+[reports]
+directory = "{tmp_path}/reports"
+"""
+    )
+    reports = tmp_path / "reports" / "health"
+    checks = github_only_run(fake, config, reports)
+    assert checks.returncode == 1, checks.stdout + checks.stderr
+    records = {r["nodeid"]: r for r in json.loads((reports / "summary.json").read_text())["checks"]}
+    assert records[LABELS]["outcome"] == "failed" and "kernel-6.8" in records[LABELS]["failure"]
+    assert records[ONLINE]["outcome"] == "failed", records[ONLINE]
+    assert records[QUEUE]["outcome"] == "failed", records[QUEUE]
+    assert records[QUEUE]["measurements"]["oldest_queued_minutes"] >= 40
+    result = run_alert(fake, config, "--reports-dir", reports.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "down: the runner is offline at GitHub and jobs are queued" in result.stdout
+    (issue,) = fake.issues()
+    assert "is offline" in issue["title"] and issue["state"] == "open"
+
+
+def org_config(tmp_path: Path, fake: FakeGitHub) -> Path:
+    path = tmp_path / "org.toml"
+    path.write_text(
+        f"""lock_file = "{tmp_path}/lock"
+[github]
+organization = "{fake.owner}"
+repositories = ["{fake.owner}/{fake.repo}"]
+api_url = "{fake.url}"
+[runner]
+name = "{RUNNER}"
+[reports]
+directory = "{tmp_path}/reports"
+"""
+    )
+    return path
+
+
+def test_an_organisation_runner_offline_with_a_queued_job_opens_the_issue(fake, tmp_path):
+    """The organisation's runner is offline; a job in a listed repository has waited 40
+    minutes: the queue is read there, and the issue opens in the workflow's repository."""
+    register_agent(fake, RUNNER, ["bpf-lsm"], url=f"{fake.url}/{fake.owner}")
+    fake.queue_job(["self-hosted", "bpf-lsm"], created_at=time.time() - 40 * 60)
+    config = org_config(tmp_path, fake)
+    reports = tmp_path / "reports" / "health"
+    checks = github_only_run(fake, config, reports)
+    assert checks.returncode == 1, checks.stdout + checks.stderr
+    records = {r["nodeid"]: r for r in json.loads((reports / "summary.json").read_text())["checks"]}
+    assert f"({fake.owner}/{fake.repo} run" in records[QUEUE]["failure_text"]
+    result = run_alert(
+        fake, config, "--reports-dir", reports.parent, "--repository", f"{fake.owner}/{fake.repo}"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "down: the runner is offline at GitHub and jobs are queued" in result.stdout
+    (issue,) = fake.issues()
+    assert issue["state"] == "open"
+
+
+def test_an_organisation_runners_alert_needs_the_repository_for_its_issue(fake, tmp_path):
+    result = run_alert(fake, org_config(tmp_path, fake), "--summary", down(tmp_path))
+    assert result.returncode == 2
+    assert "organisation runner: pass --repository OWNER/REPO" in result.stderr
+    assert fake.issues() == []
