@@ -82,17 +82,9 @@ def record_outcome(run_dir: Path, status_label: str, *, now: datetime | None = N
 
 
 def prune(
-    base: Path,
-    legacy_keep: int | None = None,  # TEMPORARY: the plugin's old call, until it passes keywords
-    *,
-    keep: int | None = None,
-    keep_days: float = 14,
-    keep_max: int = 1000,
-    now: datetime | None = None,
+    base: Path, *, keep: int, keep_days: float, keep_max: int, now: datetime | None = None
 ) -> list[str]:
     """Delete the run folders past their keeping (see the module doc); why any was left alone."""
-    keep = keep if keep is not None else legacy_keep
-    assert keep is not None
     warnings: list[str] = []
     try:
         with _open_dir(base) as base_fd:
