@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import requests
 
 from runner_health import alert
+from runner_health import config as config_module
 from runner_health.plugin import CheckRecord
 from tests.scripts.conftest import ROOT, run_script
 from tests.testbed.fake_github import FakeGitHub
@@ -410,3 +412,42 @@ def test_an_organisation_runners_alert_needs_the_repository_for_its_issue(fake, 
     assert result.returncode == 2
     assert "organisation runner: pass --repository OWNER/REPO" in result.stderr
     assert fake.issues() == []
+
+
+WORKFLOW = ROOT / ".github/workflows/runner-health.yml"
+
+
+def workflow_config(tmp_path: Path, **variables: str) -> Path:
+    """The workflow's config step (its Python heredoc) run with these repository variables."""
+    text = WORKFLOW.read_text()
+    script = text.split(".venv/bin/python - <<'EOF'\n")[1].split("\n          EOF\n")[0]
+    env = {
+        "REPOSITORY": "acme/kernel-ci",
+        "ORGANIZATION": "",
+        "REPOSITORIES": "acme/kernel-ci",
+        "RUNNER_NAME": RUNNER,
+        "RUNNER_LABELS": "self-hosted",
+        "API_URL": "https://api.github.com",
+        "SERVER_URL": "https://github.com",
+        "PATH": "/usr/bin:/bin",
+    }
+    subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=tmp_path,
+        env={**env, **variables},
+        check=True,
+    )
+    return tmp_path / "runner-health.toml"
+
+
+def test_the_workflow_configures_an_organisation_runner(tmp_path):
+    org = config_module.load(
+        workflow_config(tmp_path, ORGANIZATION="acme", REPOSITORIES="acme/a, acme/b")
+    )
+    assert (org.github.organization, org.github.repository) == ("acme", None)
+    assert org.github.repositories == ("acme/a", "acme/b")
+    repo = config_module.load(workflow_config(tmp_path))
+    assert (repo.github.repository, repo.github.repositories) == ("acme/kernel-ci", ())
+    text = WORKFLOW.read_text()
+    assert "pytest checks -m github --no-remediate" in text  # what github_only_run runs
+    assert '--repository "$GITHUB_REPOSITORY"' in text  # the issue goes to this repository
