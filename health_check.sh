@@ -482,6 +482,43 @@ uninstall_install_dir() {
 	fi
 }
 
+# The paths of kind $1 ("remove": on uninstall; "purge": with --purge) in setup.sh's record
+# of what it installed, wherever its settings put them. Only from a file of ours that nobody
+# else can write: it names what root deletes.
+manifest() {
+	local file=$INSTALL_DIR/.installed-files kind path
+	if [ ! -f "$file" ] || [ -L "$file" ] || [ ! -O "$file" ] ||
+		[ -n "$(find "$file" -maxdepth 0 \( -perm -g+w -o -perm -o+w \))" ]; then
+		return 0
+	fi
+	while read -r kind path; do
+		if [ "$kind" = "$1" ] && [ "${path#/}" != "$path" ] && [ "$path" != / ]; then
+			echo "$path"
+		fi
+	done <"$file"
+}
+
+# What setup.sh's record names beyond the defaults handled above (the install dir goes last).
+uninstall_manifest() {
+	local purge=$1 kind path
+	for kind in remove purge; do
+		while IFS= read -r path; do
+			if [ "$path" = "$INSTALL_DIR" ] || { [ ! -e "$path" ] && [ ! -L "$path" ]; }; then
+				continue
+			fi
+			if [ "$kind" = purge ] && [ "$purge" = 0 ]; then
+				case $LEFT in
+				*"$path"* | *"$(dirname "$path") "*) ;; # named already (the config folder, a log)
+				*) leave "$path (--purge removes it)" ;;
+				esac
+			else
+				rm -rf "$path"
+				say "removed $path"
+			fi
+		done < <(manifest "$kind")
+	done
+}
+
 # Everything runner-health installed (a user: only their own), then what is left and why.
 uninstall() {
 	local purge=$1 file
@@ -505,7 +542,10 @@ uninstall() {
 		[ ! -d "$HERE/reports" ] || leave "the reports in $HERE/reports (this checkout's)"
 	fi
 	leave "the runner: actions/runner, its service and its registration at GitHub (not runner-health's)"
-	if is_root; then uninstall_install_dir "$purge"; fi
+	if is_root; then
+		uninstall_manifest "$purge"
+		uninstall_install_dir "$purge"
+	fi
 	printf '%s' "$LEFT" | sed 's/^/health_check.sh: left: /'
 }
 

@@ -659,7 +659,8 @@ def files(root: Path) -> set[str]:
 def installed(tmp_path: Path, fakes, env) -> dict[str, str]:
     """What setup.sh installs, under ``tmp_path/root``: its copy in opt/runner-health (a venv,
     a report), etc/runner-health (config, token), the hourly free_disk cron and its log; then
-    the cron line and the timer. Returns the environment pointing health_check.sh there."""
+    the cron line and the timer. Its record (.installed-files) also names a cron file and a
+    config folder that only it knows of (srv/). Returns the environment pointing there."""
     root = tmp_path / "root"
     install = copy_checkout(root / "opt" / "runner-health")
     checkout_venv(install)
@@ -676,6 +677,16 @@ def installed(tmp_path: Path, fakes, env) -> dict[str, str]:
     logs = root / "var" / "log"
     logs.mkdir(parents=True)
     (logs / "runner-health-free-disk.log").write_text("freed\n")
+    srv = root / "srv"
+    (srv / "cron.custom").mkdir(parents=True)
+    (srv / "cron.custom" / "runner-health-free-disk").write_text("0 * * * * root true\n")
+    (srv / "rh-config").mkdir()
+    (srv / "rh-config" / "config.toml").write_text("target = 'local://'\n")
+    (install / ".installed-files").write_text(
+        f"# Installed by provision/setup.sh\nremove {install}\n"
+        f"remove {srv}/cron.custom/runner-health-free-disk\npurge {srv}/rh-config\n"
+        f"purge {config}/token\npurge {config}\n"
+    )
     env = {
         **env,
         "RUNNER_HEALTH_DIR": str(install),
@@ -718,8 +729,10 @@ def test_uninstall_without_purge_keeps_config_logs_and_reports(installed, tmp_pa
         "opt/runner-health/reports/run-1/summary.json",
         "var/log/runner-health.log",
         "var/log/runner-health-free-disk.log",
+        "srv/rh-config/config.toml",
     }
     for left in (
+        f"left: {tmp_path}/root/srv/rh-config (--purge removes it)",
         f"left: the reports in {install}/reports (--purge removes them)",
         "left: the config and the token in",
         f"left: the log {tmp_path}/root/var/log/runner-health.log",
@@ -766,3 +779,15 @@ def test_uninstall_leaves_a_folder_that_is_not_runner_health(installed, tmp_path
     assert result.returncode == 0, result.stderr
     assert (other / "precious").exists()
     assert f"left: {other}: not a runner-health install" in result.stdout
+
+
+def test_a_record_others_can_write_is_not_read(installed, tmp_path, fakes):
+    install = Path(installed["RUNNER_HEALTH_DIR"])
+    (install / ".installed-files").chmod(0o666)
+    result = health_check(["--uninstall", "--purge"], fakes, installed, install / "health_check.sh")
+    assert result.returncode == 0, result.stderr
+    assert files(tmp_path / "root") == {
+        "etc/cron.d/someone-else",
+        "srv/cron.custom/runner-health-free-disk",
+        "srv/rh-config/config.toml",
+    }
