@@ -9,11 +9,12 @@ pytestmark = pytest.mark.needs("vm")
 
 
 @pytest.mark.remediation("sync_clock")
-def test_clock_matches_github(target, github, settings):
+def test_clock_matches_github(target, github, settings, record_property):
     try:
         offset = clock.offset_seconds(target, github)
     except GitHubUnavailable as exc:
         pytest.skip(f"cannot compare with GitHub's clock: {exc}")
+    record_property("clock_offset_seconds", round(offset, 1))
     limit = settings.thresholds.max_clock_offset_seconds
     assert abs(offset) <= limit, (
         f"the VM clock is {offset:+.0f}s off GitHub's (limit ±{limit:.0f}s)"

@@ -9,11 +9,14 @@ pytestmark = pytest.mark.needs("vm")
 
 @pytest.mark.remediation("free_disk")
 @pytest.mark.parametrize("where", ["root", "work"])
-def test_disk_headroom(target, settings, where):
+def test_disk_headroom(target, settings, where, record_property):
     path = "/" if where == "root" else f"{settings.runner.directory}/_work"
     if where == "work" and not target.file(path).is_directory:
         path = settings.runner.directory
     found = disk.usage(target, path)
+    record_property(f"free_bytes:{path}", found.free)
+    record_property(f"free_inodes:{path}", disk.free_inodes(target, path))
+    record_property(f"free_percent:{path}", round(found.free_percent, 1))
     limits = settings.thresholds
     assert found.free >= limits.disk_free_gib * disk.GIB, (
         f"{found.describe()}: below {limits.disk_free_gib} GiB"

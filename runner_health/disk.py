@@ -45,6 +45,15 @@ def parse_df(output: str, path: str) -> Usage:
     return found
 
 
+def free_inodes(host: Host, path: str) -> int:
+    """Free inodes where ``path`` lives (a disk can be "full" with bytes to spare)."""
+    output = read(host, f"df -P -i {shlex.quote(path)}")
+    try:
+        return int(output.strip().splitlines()[-1].split()[3])
+    except (IndexError, ValueError):
+        raise CannotObserve(f"df -i {path}: unexpected output {output[-200:]!r}") from None
+
+
 def usage(host: Host, path: str) -> Usage:
     """Free space where ``path`` lives; CannotObserve when df fails (a mistyped path, say)."""
     return parse_df(read(host, f"df -P -B1 {shlex.quote(path)}"), path)

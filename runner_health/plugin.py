@@ -38,7 +38,7 @@ import pytest
 import pytest_html
 from testinfra.host import Host
 
-from runner_health import __version__, observe, redact, reports, targets
+from runner_health import __version__, observe, redact, reports, targets, verdict
 from runner_health import config as config_module
 from runner_health import lock as run_lock
 from runner_health.config import ConfigError, Settings, Silence
@@ -167,6 +167,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
     if not is_checks_run(config) or config.option.help:
         return
+    # Checks record their measurements with record_property; junit.xml (xunit2) keeps them.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:record_property is incompatible:pytest.PytestWarning"
+    )
     if config.option.collectonly:
         config.stash[RUN] = Run(None, remediate=False, dry_run=False)
         return
@@ -202,14 +206,6 @@ def _mode(settings: Settings, config: pytest.Config) -> str:
     return "dry-run" if config.option.dry_run else "heal"
 
 
-MODE_WORDS = {
-    "heal": "heal (a failing check's fix runs)",
-    "report": 'report: observe only, no fix runs (mode = "report" in the config)',
-    "no-remediate": "no-remediate: observe only, no fix runs (--no-remediate)",
-    "dry-run": "dry run: each fix says what it would do, nothing changes (--dry-run)",
-}
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
     """The report's Environment table says what was checked, and how."""
@@ -219,7 +215,7 @@ def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
     metadata["runner-health"] = __version__
     metadata["Target"] = run.settings.target
     metadata["Runner"] = f"{run.settings.runner.name} ({run.settings.github.runner_url})"
-    metadata["Mode"] = MODE_WORDS[run.mode]
+    metadata["Mode"] = verdict.MODE_WORDS[run.mode]
 
 
 def _report_dir(config: pytest.Config, settings: Settings) -> Path:
@@ -453,8 +449,8 @@ def pytest_runtest_makereport(
     if unobserved:
         _say_unobserved(report, call, record)
     elif report.when == "call" and report.failed:
-        record.failure = _summary_line(report)
-        record.failure_text = redact.scrub(report.longreprtext)
+        record.failure_text = _failure_text(report)
+        record.failure = record.failure_text.splitlines()[0] if record.failure_text else ""
         if FIX in item.stash and (not final or run.dry_run):
             started = monotonic()
             _run_fix(item, report, record)
@@ -466,7 +462,7 @@ def pytest_runtest_makereport(
         ):
             record.remediation = marker.args[0]
             record.fix_result = f"not run: {item.stash[NO_FIX]}"
-    if report.failed or (report.when == "call" and final) or report.skipped:
+    if report.when == "call" or not report.passed:
         _finish(run, item, record, report, final, unobserved)
     return report
 
@@ -552,9 +548,15 @@ def _finish(
 def _summary_line(report: pytest.TestReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return redact.scrub(str(report.longrepr[2]).removeprefix("Skipped: "))
-    text = getattr(report.longrepr, "reprcrash", None)
-    message = text.message if text is not None else str(report.longrepr)
-    return redact.scrub(message.splitlines()[0] if message else "")
+    message = _failure_text(report)
+    return message.splitlines()[0] if message else ""
+
+
+def _failure_text(report: pytest.TestReport) -> str:
+    """The failure's whole message (an assert's, with pytest's explanation), scrubbed: what
+    the check said, not the traceback and the fixtures' reprs around it."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return redact.scrub(crash.message if crash is not None else str(report.longrepr))
 
 
 def _scrub(report: pytest.TestReport) -> None:
@@ -577,8 +579,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run.status = _status(run, exitstatus)
     session.exitstatus = run.status
     assert run.report_dir is not None
-    if not session.config.option.reports_dir:  # cron runs every 5 minutes: keep the newest
-        run.warnings += reports.prune(run.report_dir.parent, run.settings.reports_keep)
+    reports.record_outcome(run.report_dir, run.status.label)
+    if not session.config.option.reports_dir:  # cron runs every 5 minutes: keep the evidence
+        run.warnings += reports.prune(
+            run.report_dir.parent,
+            keep=run.settings.reports_keep,
+            keep_days=run.settings.reports_keep_days,
+            keep_max=run.settings.reports_keep_max,
+        )
     finished = datetime.now(timezone.utc)
     run.summary = {
         "runner_health_version": __version__,
@@ -645,7 +653,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     terminalreporter.section("runner-health")
     if run.mode != "heal":
-        terminalreporter.write_line(f"mode: {MODE_WORDS[run.mode]}")
+        terminalreporter.write_line(f"mode: {verdict.MODE_WORDS[run.mode]}")
     for record in run.records.values():
         terminalreporter.write_line(redact.scrub(_check_line(record)))
     for silence in run.silences:
@@ -654,7 +662,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
     for warning in run.warnings:
         terminalreporter.write_line(f"warning: {warning}")
-    status = run.status or ExitCode(exitstatus)
+    status = run.status if run.status is not None else ExitCode(exitstatus)
     terminalreporter.write_line(
         f"status: {status.label} (exit {int(status)}); reports: {run.report_dir}"
     )
@@ -674,5 +682,54 @@ def _check_line(record: CheckRecord) -> str:
     return line
 
 
+# -- report.html -------------------------------------------------------------------------
+
+
 def pytest_html_report_title(report: Any) -> None:
     report.title = "runner-health report"
+
+
+def pytest_html_results_summary(
+    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+) -> None:
+    """The page opens with the verdict: the same summary summary.json holds."""
+    run = session.config.stash.get(RUN, None)
+    if run is not None and run.summary:
+        prefix.insert(0, verdict.html(run.summary))
+
+
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(0, "<th>Verdict</th>")
+
+
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    """Each row says the check's outcome in runner-health's words. A healed check is one row
+    (healed), not pytest-rerunfailures' "Rerun" then "Passed": its failure and fix are in it."""
+    record: CheckRecord | None = getattr(report, "runner_health", None)
+    if record is not None and record.outcome == "healed" and report.outcome == "rerun":
+        cells.clear()
+        return
+    if record is None:
+        said = ""
+    elif report.outcome == "rerun":
+        said = "before the fix"
+    else:
+        said = record.outcome
+    cells.insert(0, f'<td class="col-verdict">{html.escape(said)}</td>')
+
+
+def pytest_html_results_table_html(report: pytest.TestReport, data: list[str]) -> None:
+    """A row's text in words: a skip's reason without pytest's tuple, a silence's reason, and
+    for a healed check the failure its fix healed."""
+    record: CheckRecord | None = getattr(report, "runner_health", None)
+    if record is None:
+        return
+    if report.skipped and data:
+        data[0] = html.escape(f"skipped: {record.failure}") + "\n"
+    if record.outcome == "healed" and report.passed:
+        data.insert(0, html.escape(f"failed before the fix:\n{record.failure_text}") + "\n")
+    if record.silence is not None:
+        until = datetime.fromisoformat(record.silence["until"])
+        data.insert(
+            0, html.escape(f"silenced until {when(until)}: {record.silence['reason']}") + "\n"
+        )
