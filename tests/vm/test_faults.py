@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -158,6 +159,32 @@ def test_github_down_nothing_is_reregistered(
     assert fingerprint(healthy) == before
     assert healthy.ssh(f"systemctl is-active {unit_name(healthy)}").stdout.strip() == "active"
     wait_online(fake_github)
+
+
+def test_typo_in_the_name_is_refused_and_a_foreign_label_is_added_through_the_api(
+    healthy: TestbedVM, fake_github: FakeGitHub, tmp_path: Path
+):
+    before, runner = fingerprint(healthy), fake_github.runner(RUNNER_NAME)
+    asked = len(fake_github.requests)
+    suite = Suite(healthy, fake_github, tmp_path)  # its own config: the shared one stays
+    config = suite.config.read_text()
+    suite.config.write_text(config.replace(f'name = "{RUNNER_NAME}"', 'name = "assay-bpf-runer"'))
+    typo = suite.run("-k", "registration")  # the registration checks only: cheap
+    assert typo.returncode == UNHEALTHY
+    named = typo.record("test_runner_is_configured")
+    wanted = f"config says 'assay-bpf-runer', this VM is registered as '{RUNNER_NAME}'"
+    assert named["fix_result"] == "refused" and wanted in named["failure"]
+    suite.config.write_text(config.replace("labels = [", 'labels = ["gpu", '))
+    label = suite.run("-k", "registration")
+    assert_healed(label, fake_github, "test_runner_has_config_labels", "sync_labels")
+    after = fake_github.runner(RUNNER_NAME)
+    assert after["id"] == runner["id"] and "gpu" in {x["name"] for x in after["labels"]}
+    # No re-registration in either run: no token asked for, no config.sh, .runner untouched.
+    paths = [path for _, path, _ in fake_github.requests[asked:]]
+    assert any(path.endswith("/labels") for path in paths)
+    assert not any(path.endswith("/registration-token") for path in paths)
+    assert "config.sh" not in typo.steps() + label.steps()
+    assert fingerprint(healthy) == before
 
 
 def test_service_file_naming_ssh_is_refused_and_ssh_left_alone(
