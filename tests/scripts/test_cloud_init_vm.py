@@ -164,6 +164,7 @@ def test_runner_user_created(provisioned):
     assert len(entry) == 7, "github-runner was not created"
     assert entry[4] == "GitHub Actions runner" and entry[6] == "/bin/bash"
     assert vm.ssh("passwd --status github-runner").stdout.split()[1] == "L"  # lock_passwd
+    assert "docker" not in vm.ssh("id -nG github-runner").stdout.split()  # only when asked
 
 
 def test_runner_unpacked_from_the_pinned_tarball(provisioned, local_sources: LocalSources):

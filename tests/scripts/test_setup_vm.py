@@ -127,6 +127,12 @@ def test_setup_writes_a_valid_config(setup_vm, first_run, tmp_path: Path):
     assert str(settings.github.token_file) == "/etc/runner-health/token"
     token = vm.ssh("stat -c %a /etc/runner-health/token && cat /etc/runner-health/token")
     assert token.stdout.split() == ["600", fake.admin_token]
+    # No job can read it: the runner user is not root-equivalent (not in docker, no sudo).
+    assert "docker" not in vm.ssh("id -nG github-runner").stdout.split()
+    as_runner = vm.ssh("runuser -u github-runner -- cat /etc/runner-health/token", check=False)
+    assert as_runner.returncode != 0, as_runner.stdout
+    assert fake.admin_token not in as_runner.stdout + as_runner.stderr
+    assert settings.github.use_token is True
     # runner-health's own .venv collects its checks with that config, on the VM.
     collect = vm.ssh(
         "cd /opt/runner-health && RUNNER_HEALTH_CONFIG=/etc/runner-health/config.toml "
