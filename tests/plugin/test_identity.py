@@ -115,9 +115,7 @@ def test_a_typo_in_the_name_is_reported_not_reregistered(project, fake):
     result, records = run(project, fake, name="vm11")
     assert result.ret == 1, result.stdout.str()
     configured = records["test_runner_is_configured"]
-    assert configured["failure"] == (
-        "AssertionError: config says 'vm11', this VM is registered as 'vm1'"
-    )
+    assert "config says 'vm11', this VM is registered as 'vm1'" in configured["failure"]
     for check in ("test_runner_is_configured", "test_runner_known_to_github"):
         assert records[check]["fix_result"] == "refused", records[check]
         assert any(
