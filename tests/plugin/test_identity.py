@@ -179,3 +179,13 @@ def test_a_label_github_or_the_vm_contradicts_is_refused(project, fake, label, w
     assert any(why in step for step in record["steps"]), record["steps"]
     assert fake.runner(REGISTERED)["labels"] == before  # not even gpu: all or nothing
     assert label_posts(fake) == [] and registration_touched(project, fake) == []
+
+
+def test_a_dry_run_says_which_labels_it_would_add_and_adds_none(project, fake):
+    before = fake.runner(REGISTERED)["labels"]
+    result, records = run(project, fake, "--dry-run", labels=("bpf-lsm", "gpu"))
+    assert result.ret == 1, result.stdout.str()
+    record = records["test_runner_has_config_labels"]
+    assert record["fix_result"] == "dry run", record
+    assert any("would add labels gpu to runner 'vm1'" in step for step in record["steps"])
+    assert fake.runner(REGISTERED)["labels"] == before and label_posts(fake) == []
