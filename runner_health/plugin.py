@@ -30,6 +30,7 @@ import sys
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timezone
+from itertools import takewhile
 from pathlib import Path
 from time import monotonic
 from typing import Any
@@ -451,6 +452,8 @@ def pytest_runtest_makereport(
     elif report.when == "call" and report.failed:
         record.failure_text = _failure_text(report)
         record.failure = record.failure_text.splitlines()[0] if record.failure_text else ""
+        if call.excinfo is not None and call.excinfo.errisinstance(AssertionError):
+            report.longrepr = record.failure_text  # what the check said; a bug keeps its traceback
         if FIX in item.stash and (not final or run.dry_run):
             started = monotonic()
             _run_fix(item, report, record)
@@ -553,10 +556,13 @@ def _summary_line(report: pytest.TestReport) -> str:
 
 
 def _failure_text(report: pytest.TestReport) -> str:
-    """The failure's whole message (an assert's, with pytest's explanation), scrubbed: what
-    the check said, not the traceback and the fixtures' reprs around it."""
+    """The failure's whole message, scrubbed: what the check said, without the traceback and
+    without pytest's assert explanation (``assert … + where … = Settings(…)``: fixtures' reprs)."""
     crash = getattr(report.longrepr, "reprcrash", None)
-    return redact.scrub(crash.message if crash is not None else str(report.longrepr))
+    text = crash.message if crash is not None else str(report.longrepr)
+    lines = text.removeprefix("AssertionError: ").splitlines()
+    said = list(takewhile(lambda line: not line.startswith("assert "), lines))
+    return redact.scrub("\n".join(said or lines[:1]))
 
 
 def _scrub(report: pytest.TestReport) -> None:

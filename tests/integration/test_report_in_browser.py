@@ -52,7 +52,7 @@ def test_a_healed_run_reads_as_a_verdict(pytester: pytest.Pytester, tmp_path: Pa
     verdict = text_of(verdict[: verdict.index("</section>")])
     assert "Healed (exit 7): a check failed and its fix healed it" in verdict
     assert "mode: heal" in verdict
-    assert "What failed test_thing (thing): AssertionError: not healthy yet" in verdict
+    assert "What failed test_thing (thing): not healthy yet" in verdict
     assert "What was done make_healthy: done (for test_thing (thing))" in verdict
     assert "What changed test_thing (thing): healed" in verdict
     assert "What is still wrong nothing" in verdict
