@@ -202,13 +202,25 @@ without_our_lines() {
 	grep -v -F "$CRON_MARK" || true
 }
 
+default_token_file() {
+	if [ "$(id -u)" = 0 ]; then
+		echo /etc/runner-health/token
+	else
+		echo "${XDG_CONFIG_HOME:-$HOME/.config}/runner-health/token"
+	fi
+}
+
 token_note() {
 	local config
 	for config in "${RUNNER_HEALTH_CONFIG:-}" "$HERE/runner-health.toml" /etc/runner-health/config.toml; do
 		if [ -z "$config" ] || [ ! -f "$config" ]; then continue; fi
-		if ! grep -Eq '^[[:space:]]*token_file[[:space:]]*=' "$config"; then
-			say "note: $config sets no github.token_file; scheduled runs don't see your" \
-				"shell's GITHUB_TOKEN, so set token_file (mode 600) or log in with gh"
+		# No note when the config names a token file, holds no token by design, or setup wrote
+		# the default one (config.default_token_file).
+		if ! grep -Eq '^[[:space:]]*(token_file[[:space:]]*=|use_token[[:space:]]*=[[:space:]]*false)' "$config" &&
+			[ ! -e "$(default_token_file)" ]; then
+			say "note: $config sets no github.token_file and $(default_token_file) does not exist;" \
+				"scheduled runs don't see your shell's GITHUB_TOKEN: write it there (mode 600)" \
+				"or log in with gh"
 		fi
 		return
 	done

@@ -791,3 +791,22 @@ def test_a_record_others_can_write_is_not_read(installed, tmp_path, fakes):
         "srv/cron.custom/runner-health-free-disk",
         "srv/rh-config/config.toml",
     }
+
+
+@pytest.mark.parametrize(
+    ("github_table", "noted"),
+    [
+        ('repository = "acme/ci"\n', True),
+        ('repository = "acme/ci"\ntoken_file = "/etc/runner-health/token"\n', False),
+        ('repository = "acme/ci"\nuse_token = false\n', False),  # no token here, by design
+    ],
+)
+def test_install_cron_notes_a_token_cron_would_not_see(
+    github_table, noted, tmp_path, fakes, env, checkout
+):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[github]\n{github_table}[runner]\nname = "r"\n')
+    env = {**env, "RUNNER_HEALTH_CONFIG": str(config)}
+    result = health_check(["--install-cron"], fakes, env, checkout / "health_check.sh")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("scheduled runs don't see your shell's GITHUB_TOKEN" in result.stdout) is noted
