@@ -27,7 +27,7 @@ from tests.testbed.harness import (
 )
 from tests.testbed.vm import TestbedVM
 
-HEALED, UNHEALTHY, LOCKED = 7, 1, 6
+HEALED, UNHEALTHY, LOCKED, UNKNOWN = 7, 1, 6, 9
 
 
 def assert_healed(outcome: Outcome, fake: FakeGitHub, failed_check: str, remediation: str) -> None:
@@ -152,9 +152,9 @@ def test_github_down_nothing_is_reregistered(
         outcome = suite.run()
     finally:
         fake_github.fail_with(None)
-    assert outcome.returncode == UNHEALTHY
+    assert outcome.returncode == UNKNOWN  # nothing failed: GitHub could not be asked
     record = outcome.record("test_runner_known_to_github")
-    assert record["outcome"] == "error" and record["remediation"] is None  # could not observe
+    assert record["outcome"] == "unknown" and record["remediation"] is None
     assert "config.sh" not in outcome.steps() and "svc.sh" not in outcome.steps()
     assert fingerprint(healthy) == before
     assert healthy.ssh(f"systemctl is-active {unit_name(healthy)}").stdout.strip() == "active"
