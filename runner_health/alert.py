@@ -294,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if not config_module.is_repository(repository):
+        print(f"--repository: expected OWNER/REPO, got {repository!r}", file=sys.stderr)
+        return 2
     try:
         path = args.summary or newest_summary(args.reports_dir or settings.reports_directory)
         summary = json.loads(path.read_text())

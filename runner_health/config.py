@@ -142,6 +142,11 @@ class Settings:
         return spec.netloc or self.multipass_vm
 
 
+def is_repository(value: str) -> bool:
+    """Whether ``value`` is an ``owner/repo`` GitHub accepts (and nothing a URL path could abuse)."""
+    return re.fullmatch(_REPOSITORY, value) is not None
+
+
 def find_config(option: str | None) -> Path:
     """The config path: --config, then $RUNNER_HEALTH_CONFIG, then the default places."""
     chosen = option or os.environ.get(ENV_VAR)

@@ -414,6 +414,16 @@ def test_an_organisation_runners_alert_needs_the_repository_for_its_issue(fake, 
     assert fake.issues() == []
 
 
+@pytest.mark.parametrize("repository", ["../../orgs/acme", "acme", "acme/ci?x=1", "acme/.."])
+def test_a_repository_that_is_not_owner_repo_is_refused(repository, fake, tmp_path):
+    result = run_alert(
+        fake, org_config(tmp_path, fake), "--summary", down(tmp_path), "--repository", repository
+    )
+    assert result.returncode == 2
+    assert f"--repository: expected OWNER/REPO, got {repository!r}" in result.stderr
+    assert fake.issues() == []
+
+
 WORKFLOW = ROOT / ".github/workflows/runner-health.yml"
 
 
