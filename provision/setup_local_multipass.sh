@@ -35,6 +35,8 @@ Environment:
   VM_IMAGE    default 24.04
   CLOUD_INIT  default provision/cloud-init.yaml
   LAUNCH_TIMEOUT  seconds multipass launch may take (default 1800: packages, Rust, a reboot)
+  PIP_*       pip's settings (PIP_INDEX_URL for a mirror, ...) are passed to the .venv build
+              in the VM
 
 Exit status: 0 done, 1 a step failed, 2 bad settings.
 EOF
@@ -170,6 +172,10 @@ setup_in_vm() {
 	done
 	env="RUNNER_HEALTH_DIR=$GUEST_DIR RUNNER_NAME=$(printf %q "$RUNNER_NAME")"
 	env="$env REPO_URL=$(printf %q "$REPO_URL") RUNNER_DOCKER=$(printf %q "$RUNNER_DOCKER")"
+	# pip's own settings (a mirror, a proxy, local wheels) reach the .venv build in the VM.
+	for item in $(env | sed -n 's/^\(PIP_[A-Z0-9_]*\)=.*/\1/p'); do
+		env="$env $item=$(printf %q "$(printenv "$item")")"
+	done
 	script="rm -rf $GUEST_CHECKOUT && mkdir -m 700 $GUEST_CHECKOUT"
 	script="$script && tar -xzf - -C $GUEST_CHECKOUT --no-same-owner --warning=no-unknown-keyword"
 	script="$script && { env $env bash $GUEST_CHECKOUT/provision/setup.sh $1 </dev/null; rc=\$?; rm -rf $GUEST_CHECKOUT; exit \$rc; }"

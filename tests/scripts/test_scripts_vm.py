@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.scripts.conftest import ROOT
+import runner_health
+from tests.scripts.conftest import ROOT, LocalSources
 from tests.testbed.fake_github import FakeGitHub
 from tests.testbed.vm import VM_NAME, TestbedVM
 
@@ -179,34 +180,58 @@ def test_free_disk_keeps_the_workspace_of_a_job_that_starts_mid_run(
 def test_setup_local_multipass_against_the_stand_in(
     testbed_vm_running: TestbedVM,
     testbed_multipass_env,
+    local_sources: LocalSources,
 ):
+    """The Mac's setup against the multipass stand-in: setup.sh --no-admin-token runs in the
+    VM (runner-health, a config without a token, the timer, the hourly cleanup); a second run
+    changes nothing; a stopped VM is started, not re-created. Then health_check.sh
+    --uninstall --purge in the VM removes all of it (the session VM goes on to the fault suite,
+    whose faults a 5-minute timer would fight)."""
     vm = testbed_vm_running
     script = [str(ROOT / "provision" / "setup_local_multipass.sh")]
-    env = {**testbed_multipass_env, "WAIT_STEP": "1"}
-    first = subprocess.run(
-        script, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "already exists and is running: not launched again" in first.stdout
-    assert (
-        vm.ssh("test -f /opt/runner-health/remediations/free_disk.sh", check=False).returncode == 0
-    )
-    cron = vm.ssh("cat /etc/cron.d/runner-health-free-disk").stdout
-    assert "free_disk.sh --runner-dir /opt/actions-runner" in cron
-    second = subprocess.run(
-        script, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert "is up to date" in second.stdout
-    assert "unchanged" in second.stdout
-    # Stopped: started, not re-created.
-    vm.stop()
-    third = subprocess.run(
-        script, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    assert third.returncode == 0, third.stdout + third.stderr
-    assert "already exists (Stopped): starting it" in third.stdout
-    assert vm.is_running()
+    env = {
+        **testbed_multipass_env,
+        **local_sources.pip_env(),  # passed on to the .venv build in the VM
+        "WAIT_STEP": "1",
+        "REPO_URL": "https://github.com/acme/kernel-ci",
+    }
+    try:
+        first = subprocess.run(
+            script, env=env, capture_output=True, text=True, timeout=900, check=False
+        )
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "already exists and is running: not launched again" in first.stdout
+        assert (
+            "gh api -X POST repos/acme/kernel-ci/actions/runners/registration-token" in first.stdout
+        )
+        assert 'target = "multipass://' in first.stdout  # the Mac's config, with the token
+        config = vm.ssh("cat /etc/runner-health/config.toml").stdout
+        assert "use_token = false" in config
+        assert vm.ssh("test -e /etc/runner-health/token", check=False).returncode != 0
+        cron = vm.ssh("cat /etc/cron.d/runner-health-free-disk").stdout
+        assert "free_disk.sh --runner-dir /opt/actions-runner" in cron
+        status = vm.ssh("/opt/runner-health/health_check.sh --version").stdout.strip()
+        assert status == runner_health.__version__
+        second = subprocess.run(
+            script, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "its .venv is up to date" in second.stdout
+        assert "config.toml unchanged" in second.stdout
+        # Stopped: started, not re-created.
+        vm.stop()
+        third = subprocess.run(
+            script, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert third.returncode == 0, third.stdout + third.stderr
+        assert "already exists (Stopped): starting it" in third.stdout
+        assert vm.is_running()
+    finally:
+        if vm.is_running():
+            vm.ssh("/opt/runner-health/health_check.sh --uninstall --purge", check=False)
+    left = "/opt/runner-health /etc/runner-health /etc/cron.d/runner-health-free-disk"
+    left += " /etc/systemd/system/runner-health.timer /etc/systemd/system/runner-health.service"
+    assert vm.ssh(f"ls -d {left} 2>/dev/null", check=False).stdout == ""
 
 
 def test_register_local_in_the_vm(testbed_vm_running: TestbedVM):
