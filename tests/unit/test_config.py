@@ -2,6 +2,7 @@
 
 import os
 import pwd
+import re
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -371,3 +372,12 @@ def test_the_default_token_file_comes_after_the_environment(tmp_path, monkeypatc
     token.chmod(0o644)  # the same checks as github.token_file
     with pytest.raises(ConfigError, match="chmod 600"):
         resolve_token(settings)
+
+
+def test_the_examples_commented_out_mode_and_silence_are_valid(tmp_path):
+    text = (Path(__file__).parents[2] / "runner-health.example.toml").read_text()
+    for key in ("mode", "[[silences]]", "check", "reason", "until"):
+        text = re.sub(rf"(?m)^# ({re.escape(key)})(?=\s)", r"\1", text)
+    settings = load(write(tmp_path, text))
+    assert settings.mode == "report"
+    assert [s.check for s in settings.silences] == ["disk"]
