@@ -8,9 +8,6 @@ only on api_url: the token goes with every request.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,10 +18,9 @@ import pytest
 
 from runner_health import github
 from runner_health.github import GitHub, GitHubError, GitHubUnavailable
-from tests.integration.conftest import TOKEN, github_at
+from tests.integration.conftest import TOKEN, github_at, run_github_checks
 from tests.integration.hostile_server import Answer, HostileServer
 
-ROOT = Path(__file__).resolve().parents[2]
 REPO = "/repos/acme/kernel-ci"
 RUNNERS = f"{REPO}/actions/runners"
 RUNS = f"{REPO}/actions/runs"
@@ -329,29 +325,10 @@ def test_a_next_page_elsewhere_is_not_followed(hostile, where):
 
 
 def run_queue_check(server: HostileServer, tmp_path: Path) -> tuple[int, dict[str, Any]]:
-    """``pytest checks/test_queue.py -m github --no-remediate`` against ``server``: the exit
-    status and the queue check's record in summary.json."""
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'lock_file = "{tmp_path}/lock"\n'
-        f'[github]\nrepository = "acme/kernel-ci"\napi_url = "{server.url}"\n'
-        f'[runner]\nname = "vm1"\n[reports]\ndirectory = "{tmp_path}/reports"\n'
-    )
-    checks = subprocess.run(
-        [
-            *(sys.executable, "-m", "pytest", "checks/test_queue.py", "-m", "github"),
-            *("--no-remediate", "-q", "-p", "no:cacheprovider", "--config", str(config)),
-        ],
-        cwd=ROOT,
-        env={"GITHUB_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    (summary,) = (tmp_path / "reports").glob("**/summary.json")
-    (record,) = json.loads(summary.read_text())["checks"]
-    return checks.returncode, record
+    """The queue check against ``server``: the exit status and its record in summary.json."""
+    github = f'repository = "acme/kernel-ci"\napi_url = "{server.url}"\n'
+    finished, (record,) = run_github_checks(tmp_path, github, "checks/test_queue.py")
+    return finished.returncode, record
 
 
 def test_the_queue_check_sees_jobs_past_the_first_page(hostile, tmp_path):

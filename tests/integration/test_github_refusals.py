@@ -9,11 +9,9 @@ port, a failing name lookup, a self-signed TLS certificate, a server that never 
 from __future__ import annotations
 
 import http.server
-import json
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,12 +22,11 @@ from typing import Any
 import pytest
 
 from runner_health.github import GitHub, GitHubError, GitHubUnavailable, NoToken
-from tests.integration.conftest import github_at
+from tests.integration.conftest import github_at, run_github_checks
 from tests.integration.hostile_server import Answer
 from tests.testbed.fake_github import FakeGitHub
 from tests.testbed.fake_github.runner_protocol import register_agent
 
-ROOT = Path(__file__).resolve().parents[2]
 REPRS = ("<", "object at 0x", "Error(", "HTTPConnectionPool", "Traceback", "Max retries")
 
 
@@ -261,27 +258,9 @@ def test_a_labels_answer_of_the_wrong_shape_is_unavailable(hostile):
 
 
 def run_checks(api_url: str, token: str, tmp_path: Path, repository: str = "acme/kernel-ci"):
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'lock_file = "{tmp_path}/lock"\n'
-        f'[github]\nrepository = "{repository}"\napi_url = "{api_url}"\ntimeout_seconds = 1\n'
-        f'[runner]\nname = "vm1"\n[reports]\ndirectory = "{tmp_path}/reports"\n'
-    )
-    checks = subprocess.run(
-        [
-            *(sys.executable, "-m", "pytest", "checks/test_online.py", "checks/test_queue.py"),
-            *("-m", "github", "--no-remediate", "-q", "-p", "no:cacheprovider"),
-            *("--config", str(config)),
-        ],
-        cwd=ROOT,
-        env={"GITHUB_TOKEN": token, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    (summary,) = (tmp_path / "reports").glob("**/summary.json")
-    return checks, json.loads(summary.read_text())["checks"]
+    github = f'repository = "{repository}"\napi_url = "{api_url}"\ntimeout_seconds = 1\n'
+    checks = ("checks/test_online.py", "checks/test_queue.py")
+    return run_github_checks(tmp_path, github, *checks, token=token)
 
 
 @pytest.mark.parametrize("cause", ["401", "403", "404", "unreachable"])

@@ -3,19 +3,14 @@ lists (same paging and limits as a repository runner's); none listed is "unknown
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from runner_health.github import GitHub
-from tests.integration.conftest import TOKEN, github_at
+from tests.integration.conftest import TOKEN, github_at, run_github_checks
 from tests.integration.hostile_server import Answer, HostileServer
 from tests.integration.test_github_hostile import HOUR_AGO, job, runner, serve_pages
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def org_client(url: str, repositories: tuple[str, ...]) -> GitHub:
@@ -50,27 +45,9 @@ def test_no_repository_listed_reads_nothing(hostile):
 
 
 def run_queue_check(server: HostileServer, tmp_path: Path, repositories: str) -> tuple[int, Any]:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'lock_file = "{tmp_path}/lock"\n'
-        f'[github]\norganization = "acme"\n{repositories}api_url = "{server.url}"\n'
-        f'[runner]\nname = "vm1"\n[reports]\ndirectory = "{tmp_path}/reports"\n'
-    )
-    checks = subprocess.run(
-        [
-            *(sys.executable, "-m", "pytest", "checks/test_queue.py", "-m", "github"),
-            *("--no-remediate", "-q", "-p", "no:cacheprovider", "--config", str(config)),
-        ],
-        cwd=ROOT,
-        env={"GITHUB_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    (summary,) = (tmp_path / "reports").glob("**/summary.json")
-    (record,) = json.loads(summary.read_text())["checks"]
-    return checks.returncode, record
+    github = f'organization = "acme"\n{repositories}api_url = "{server.url}"\n'
+    finished, (record,) = run_github_checks(tmp_path, github, "checks/test_queue.py")
+    return finished.returncode, record
 
 
 def test_the_check_for_an_organisation_runner_without_repositories_is_unknown(hostile, tmp_path):
