@@ -101,6 +101,28 @@ class RemediationSettings:
     command_timeout_seconds: float
     online_wait_seconds: float
     reconcile_identity: bool = False  # re-register when the config's name differs from .runner's
+    max_attempts: int = 3  # runs of one fix within window_minutes before its check is held
+    window_minutes: float = 60
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where changes are told ([alerts]); every URL here is a secret (redacted everywhere)."""
+
+    webhook_url: str | None = field(default=None, repr=False)  # JSON POST, Slack-style "text"
+    webhook_timeout_seconds: float = 5
+    webhook_retries: int = 2
+    github_issue: bool = False  # one issue per runner from this machine (issues: write)
+    repository: str | None = None  # the issue's and heartbeat's repository (default: github's)
+    label: str = "runner-health"
+    issue_author: str | None = None  # whose issues/comments carry state (default: the token's)
+    ping_url: str | None = field(default=None, repr=False)  # healthchecks.io-style heartbeat
+    heartbeat_variable: str | None = None  # a repository Actions variable the workflow reads
+    heartbeat_interval_minutes: float = 5  # how often runs are expected (stale after 3x)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(url for url in (self.webhook_url, self.ping_url) if url)
 
 
 @dataclass(frozen=True)
@@ -131,6 +153,9 @@ class Settings:
     silences: tuple[Silence, ...] = ()
     reports_keep_days: float = 14
     reports_keep_max: int = 1000
+    state_file: Path = Path("state.json")  # what runs remember (runner_health.state)
+    metrics_textfile: Path = Path("runner_health.prom")  # node_exporter's textfile collector
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     token: str | None = field(default=None, repr=False)
 
     @property
@@ -175,19 +200,22 @@ def load(path: Path, *, target_override: str | None = None) -> Settings:
     table = _Table(raw, "")
     target = table.string("target", "local://")
     reports = table.sub("reports")
+    reports_directory = Path(
+        _path(reports, "directory", reports.string("directory", "reports"), absolute=False)
+    )
+    state_file = _optional_path(table, "state_file") or default_state_file(reports_directory)
+    github = _github(table.sub("github"))
     settings = Settings(
         path=path,
         target=target_override or target,
         multipass_vm=_matching(
             table.sub("multipass"), "vm", _INSTANCE, "a Multipass instance name", "assay-bpf-runner"
         ),
-        github=_github(table.sub("github")),
+        github=github,
         runner=_runner(table.sub("runner")),
         thresholds=_thresholds(table.sub("thresholds")),
         remediation=_remediation(table.sub("remediation")),
-        reports_directory=Path(
-            _path(reports, "directory", reports.string("directory", "reports"), absolute=False)
-        ),
+        reports_directory=reports_directory,
         reports_keep=int(reports.number("keep", 50, minimum=1, maximum=10_000, whole=True)),
         reports_keep_days=reports.number("keep_days", 14, minimum=0, maximum=3660),
         reports_keep_max=int(
@@ -196,10 +224,21 @@ def load(path: Path, *, target_override: str | None = None) -> Settings:
         lock_file=Path(table.string("lock_file", str(lock.default_path()))),
         mode=_choice(table, "mode", ("heal", "report"), "heal"),
         silences=_silences(table.get("silences")),
+        state_file=state_file,
+        metrics_textfile=_optional_path(table.sub("metrics"), "textfile")
+        or state_file.parent / "runner_health.prom",
+        alerts=_alerts(table.sub("alerts"), github),
     )
     _check_target(settings.target)
     table.reject_unknown()
     return settings
+
+
+def default_state_file(reports_directory: Path) -> Path:
+    """Root keeps its memory in /var/lib/runner-health; a user-level install next to its reports."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/runner-health/state.json")
+    return reports_directory / "state.json"
 
 
 def default_token_file() -> Path:
@@ -500,7 +539,85 @@ def _remediation(table: _Table) -> RemediationSettings:
         ),
         online_wait_seconds=table.number("online_wait_seconds", 90, minimum=0, maximum=3600),
         reconcile_identity=table.boolean("reconcile_identity", False),
+        max_attempts=int(table.number("max_attempts", 3, minimum=1, maximum=100, whole=True)),
+        window_minutes=table.number("window_minutes", 60, minimum=1, maximum=7 * 24 * 60),
     )
+
+
+def _optional_path(table: _Table, key: str) -> Path | None:
+    """A file path (absolute, or relative to where pytest runs), or None when not set."""
+    value = table.optional_string(key)
+    if value is None:
+        return None
+    return Path(_path(table, key, value, absolute=value.startswith("/")))
+
+
+# A secret URL (webhook, ping): http(s), no credentials or fragment; a query is allowed (some
+# services put their key there). Errors never echo the value.
+_SECRET_URL = (
+    rf"https?://{_HOST}(?:/[A-Za-z0-9._~/%:@!$&'()*+,;=-]*)?(?:\?[A-Za-z0-9._~/%:@!$&'()*+,;=?-]*)?"
+)
+# GitHub's rule for variable names; GITHUB_ is reserved.
+_VARIABLE = r"(?!GITHUB_)[A-Z_][A-Z0-9_]{0,99}"
+
+
+def _secret_url(table: _Table, key: str) -> str | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _port_in_range(re.fullmatch(_SECRET_URL, value.strip())):
+        raise ConfigError(
+            f"{table.key(key)}: expected an http(s) URL without credentials or fragment "
+            "(the value is a secret: not shown)"
+        )
+    return value.strip()
+
+
+def _alerts(table: _Table, github: GitHubSettings) -> AlertSettings:
+    repository = table.optional_string("repository")
+    if repository is not None and not re.fullmatch(_REPOSITORY, repository):
+        raise ConfigError(f"alerts.repository: expected 'owner/repo', got {repository!r}")
+    author = table.optional_string("issue_author")
+    if author is not None and not re.fullmatch(
+        r"[A-Za-z0-9][A-Za-z0-9-]{0,38}(?:\[bot\])?", author
+    ):
+        raise ConfigError(f"alerts.issue_author: expected a GitHub login, got {author!r}")
+    variable = table.optional_string("heartbeat_variable")
+    if variable is not None and not re.fullmatch(_VARIABLE, variable):
+        raise ConfigError(
+            "alerts.heartbeat_variable: expected a variable name (A-Z, 0-9, '_', not a digit "
+            f"first, not GITHUB_...), got {variable!r}"
+        )
+    alerts = AlertSettings(
+        webhook_url=_secret_url(table, "webhook_url"),
+        webhook_timeout_seconds=table.number("webhook_timeout_seconds", 5, minimum=1, maximum=60),
+        webhook_retries=int(table.number("webhook_retries", 2, minimum=0, maximum=5, whole=True)),
+        github_issue=table.boolean("github_issue", False),
+        repository=repository or github.repository,
+        label=_matching(table, "label", _LABEL, "a GitHub label", "runner-health"),
+        issue_author=author,
+        ping_url=_secret_url(table, "ping_url"),
+        heartbeat_variable=variable,
+        heartbeat_interval_minutes=table.number(
+            "heartbeat_interval_minutes", 5, minimum=1, maximum=24 * 60
+        ),
+    )
+    uses_github = [
+        k
+        for k, on in (("github_issue", alerts.github_issue), ("heartbeat_variable", variable))
+        if on
+    ]
+    if uses_github and alerts.repository is None:
+        raise ConfigError(
+            f"alerts.repository: an organisation runner's alerts.{uses_github[0]} needs the "
+            "repository to write to ('owner/repo')"
+        )
+    if uses_github and not github.use_token:
+        raise ConfigError(
+            f"alerts.{uses_github[0]}: needs a GitHub token on this machine, but "
+            "github.use_token = false"
+        )
+    return alerts
 
 
 def _choice(table: _Table, key: str, choices: tuple[str, ...], default: str) -> str:
