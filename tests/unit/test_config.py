@@ -381,3 +381,102 @@ def test_the_examples_commented_out_mode_and_silence_are_valid(tmp_path):
     settings = load(write(tmp_path, text))
     assert settings.mode == "report"
     assert [s.check for s in settings.silences] == ["disk"]
+
+
+def test_memory_and_alerts_default_to_quiet_and_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    settings = load(write(tmp_path, MINIMAL))
+    assert settings.state_file == Path("reports/state.json")  # next to a user's reports
+    assert settings.metrics_textfile == Path("reports/runner_health.prom")
+    assert (settings.remediation.max_attempts, settings.remediation.window_minutes) == (3, 60)
+    alerts = settings.alerts
+    assert (alerts.webhook_url, alerts.ping_url, alerts.heartbeat_variable) == (None, None, None)
+    assert not alerts.github_issue
+    assert alerts.repository == "acme/kernel-ci"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert load(write(tmp_path, MINIMAL)).state_file == Path("/var/lib/runner-health/state.json")
+
+
+SECRET_URL = "https://hooks.example.com/services/T000/B000/s3cr3tPart?key=abc"
+
+
+def test_alert_urls_are_read_and_known_as_secrets(tmp_path):
+    text = (
+        MINIMAL + f'[alerts]\nwebhook_url = "{SECRET_URL}"\nping_url = "https://hc-ping.com/u-1"\n'
+    )
+    alerts = load(write(tmp_path, text)).alerts
+    assert alerts.secrets == (SECRET_URL, "https://hc-ping.com/u-1")
+    assert SECRET_URL not in repr(alerts)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://hooks.example.com/x",
+        "https://user:pw@hooks.example.com/s3cr3tPart",
+        "https://hooks.example.com/s3cr3tPart#frag",
+        "https://hooks.example.com/s3cr3t Part",
+        "file:///etc/shadow/s3cr3tPart",
+    ],
+)
+def test_a_bad_alert_url_is_refused_without_showing_it(tmp_path, url):
+    with pytest.raises(ConfigError, match=r"alerts\.webhook_url") as error:
+        load(write(tmp_path, MINIMAL + f'[alerts]\nwebhook_url = "{url}"\n'))
+    assert "s3cr3t" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ('heartbeat_variable = "GITHUB_HEARTBEAT"', "alerts.heartbeat_variable"),
+        ('heartbeat_variable = "1BEAT"', "alerts.heartbeat_variable"),
+        ('heartbeat_variable = "beat;rm"', "alerts.heartbeat_variable"),
+        ('repository = "../../x"', "alerts.repository"),
+        ('issue_author = "-x"', "alerts.issue_author"),
+        ("heartbeat_interval_minutes = 0", "alerts.heartbeat_interval_minutes"),
+        ("webhook_retries = 9", "alerts.webhook_retries"),
+        ("webhook_timeout_seconds = inf", "alerts.webhook_timeout_seconds"),
+    ],
+)
+def test_bad_alert_settings_are_refused_naming_their_key(tmp_path, lines, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(write(tmp_path, MINIMAL + f"[alerts]\n{lines}\n"))
+
+
+def test_github_alerts_need_a_repository_and_a_token(tmp_path):
+    org = '[github]\norganization = "acme"\n[runner]\nname = "r"\n'
+    with pytest.raises(ConfigError, match="alerts.repository: an organisation runner"):
+        load(write(tmp_path, org + "[alerts]\ngithub_issue = true\n"))
+    settings = load(
+        write(tmp_path, org + '[alerts]\ngithub_issue = true\nrepository = "acme/ops"\n')
+    )
+    assert settings.alerts.repository == "acme/ops"
+    no_token = MINIMAL.replace("[github]\n", "[github]\nuse_token = false\n")
+    with pytest.raises(ConfigError, match="alerts.heartbeat_variable: needs a GitHub token"):
+        load(write(tmp_path, no_token + '[alerts]\nheartbeat_variable = "BEAT"\n'))
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("remediation.max_attempts", "0"),
+        ("remediation.max_attempts", "2.5"),
+        ("remediation.window_minutes", "nan"),
+        ("state_file", '"../state.json"'),
+        ("metrics.textfile", '"/"'),
+    ],
+)
+def test_bad_memory_settings_are_refused_naming_their_key(tmp_path, lines, message):
+    with pytest.raises(ConfigError, match=re.escape(lines)):
+        load(write(tmp_path, config_with(lines, message)))
+
+
+def test_the_examples_commented_out_alerts_are_valid(tmp_path):
+    text = (Path(__file__).parents[2] / "runner-health.example.toml").read_text()
+    keys = ("state_file", "webhook_url", "repository", "issue_author", "ping_url")
+    for key in (*keys, "heartbeat_variable", "textfile"):
+        text = re.sub(rf"(?m)^# ({re.escape(key)})(?=\s)", r"\1", text)
+    settings = load(write(tmp_path, text))
+    assert settings.alerts.webhook_url and settings.alerts.ping_url
+    assert settings.alerts.heartbeat_variable == "RUNNER_HEALTH_HEARTBEAT"
+    assert settings.metrics_textfile.name == "runner_health.prom"
