@@ -400,6 +400,23 @@ class GitHub:
         )
         reply.json(lambda issue: _issue(issue, "issue"))
 
+    # -- Actions variables (the heartbeat) -----------------------------------------------
+
+    def set_variable(self, repository: str, name: str, value: str) -> str:
+        """Write a repository Actions variable: "updated", or "created" when it was not there.
+        PATCH first: the variable exists after the first run, so a run costs one request."""
+        path = f"/repos/{repository}/actions/variables"
+        body = {"name": name, "value": value}
+        try:
+            self.request("PATCH", self._url(f"{path}/{name}"), json=body)
+            return "updated"
+        except GitHubError as exc:
+            # GitHubError carries no status; a 404's message starts with where it was and 404.
+            if not str(exc).startswith(f"PATCH {path}/{name}: 404 "):
+                raise
+        self.request("POST", self._url(path), json=body)
+        return "created"
+
 
 def _raise_for_status(reply: Reply, settings: GitHubSettings) -> None:
     """GitHubError for a refusal, on one line: what GitHub said, what it means, what to do."""

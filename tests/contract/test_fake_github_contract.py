@@ -301,3 +301,60 @@ def test_a_missing_permission_is_403_naming_it(github: FakeGitHub) -> None:
         github, "GET", "/orgs/acme/actions/runners", headers={"Authorization": f"Bearer {token}"}
     )
     assert org.headers["X-Accepted-GitHub-Permissions"] == "organization_self_hosted_runners=read"
+
+
+def test_actions_variables_validate_through_their_lifecycle(github: FakeGitHub) -> None:
+    """Create (201, an empty object; 409 for a taken name), read, list, update (204), delete
+    (204): the endpoints the heartbeat writes and the workflow's ``vars`` context reads."""
+    path = f"{REPO}/actions/variables"
+    body = models.ReposOwnerRepoActionsVariablesPostBody(name="beat", value="1")
+    created = api(github, "POST", path, json=body.model_dump())
+    assert created.status_code == 201
+    models.EmptyObject.model_validate(created.json())
+    taken = api(github, "POST", path, json={"name": "BEAT", "value": "2"})
+    assert taken.status_code == 409
+    models.BasicError.model_validate(taken.json())
+
+    one = models.ActionsVariable.model_validate(api(github, "GET", f"{path}/beat").json())
+    assert (one.name, one.value) == ("BEAT", "1")  # names are case-insensitive, kept upper-case
+    update = models.ReposOwnerRepoActionsVariablesNamePatchBody(value="3")
+    patched = api(github, "PATCH", f"{path}/BEAT", json=update.model_dump(exclude_unset=True))
+    assert (patched.status_code, patched.content) == (204, b"")
+    listed = models.ReposOwnerRepoActionsVariablesGetResponse200.model_validate(
+        api(github, "GET", path).json()
+    )
+    assert [(v.name, v.value) for v in listed.variables] == [("BEAT", "3")]
+    assert listed.variables[0].updated_at >= listed.variables[0].created_at
+
+    assert api(github, "DELETE", f"{path}/BEAT").status_code == 204
+    gone = api(github, "GET", f"{path}/BEAT")
+    assert gone.status_code == 404
+    models.BasicError.model_validate(gone.json())
+    assert api(github, "PATCH", f"{path}/BEAT", json={"value": "4"}).status_code == 404
+    invalid = api(github, "POST", path, json={"name": "GITHUB_X", "value": "1"})
+    assert invalid.status_code == 422
+    models.ValidationError.model_validate(invalid.json())
+
+
+def test_variables_need_the_variables_permission(github: FakeGitHub) -> None:
+    token = github.add_user("ci", permissions={"administration": "write"})
+    auth = {"Authorization": f"Bearer {token}"}
+    denied = api(
+        github, "PATCH", f"{REPO}/actions/variables/BEAT", json={"value": "1"}, headers=auth
+    )
+    assert denied.status_code == 403
+    assert denied.headers["X-Accepted-GitHub-Permissions"] == "actions_variables=write"
+    models.BasicError.model_validate(denied.json())
+    reader = github.add_user("reader", permissions={"actions_variables": "read"})
+    listed = api(
+        github, "GET", f"{REPO}/actions/variables", headers={"Authorization": f"Bearer {reader}"}
+    )
+    assert listed.status_code == 200
+
+
+def test_the_token_s_user_validates_and_an_app_token_has_none(github: FakeGitHub) -> None:
+    me = models.PublicUser.model_validate(api(github, "GET", "/user").json())
+    assert (me.login, me.type) == ("runner-health-bot", "User")
+    app = api(github, "GET", "/user", headers={"Authorization": f"Bearer {github.actions_token}"})
+    assert app.status_code == 403
+    models.BasicError.model_validate(app.json())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -216,3 +217,23 @@ def test_write_grants_read_and_nothing_else(github: FakeGitHub) -> None:
     issues = api(github, "GET", f"{REPO}/issues", **as_ci)
     assert issues.status_code == 403
     assert issues.headers["X-Accepted-GitHub-Permissions"] == "issues=read"
+
+
+def test_variables_page_by_30_rename_and_tests_backdate_them(github: FakeGitHub) -> None:
+    path = f"{REPO}/actions/variables"
+    for n in range(31):
+        assert api(github, "POST", path, json={"name": f"V{n:02}", "value": "x"}).status_code == 201
+    first = api(github, "GET", path, params={"per_page": 100})
+    assert first.json()["total_count"] == 31 and len(first.json()["variables"]) == 30
+    assert 'rel="next"' in first.headers["Link"]
+
+    renamed = api(github, "PATCH", f"{path}/v00", json={"name": "BEAT"})
+    assert renamed.status_code == 204 and github.variable("V00") is None
+    assert api(github, "PATCH", f"{path}/BEAT", json={"name": "V01"}).status_code == 409
+
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+    github.set_variable("beat", "{}", updated_at=long_ago)
+    assert github.variable("BEAT") == api(github, "GET", f"{path}/BEAT").json()
+    assert github.variable("BEAT")["updated_at"] == "2026-01-01T00:00:00Z"  # type: ignore[index]
+    too_long = api(github, "PATCH", f"{path}/BEAT", json={"value": "x" * (48 * 1024 + 1)})
+    assert too_long.status_code == 422

@@ -1,7 +1,8 @@
 """A stateful stand-in for api.github.com and for the Actions service a runner talks to.
 
 Test infrastructure only: product code never imports it. It serves the few REST endpoints
-runner-health uses (runners, tokens, runs, jobs, issues) in GitHub's JSON shapes (checked
+runner-health uses (runners, tokens, runs, jobs, issues, Actions variables, the token's user)
+in GitHub's JSON shapes (checked
 against githubkit's generated models by tests/contract), and under ``/_runner/...`` a small
 private protocol that only the actions/runner stand-in (tests/testbed/runner) speaks, so that
 a runner configured against it goes online, takes jobs, and fails the way the real one does
@@ -53,6 +54,8 @@ DEFAULT_LABELS = ("self-hosted", "Linux", "X64")
 READ_ONLY_LABELS = {"self-hosted", "linux", "windows", "macos", "x64", "x86", "arm", "arm64"}
 CLOCK_SKEW_LIMIT = 300  # seconds; GitHub's OAuth token validation allows five minutes
 REGISTRATION_TOKEN_TTL = 3600  # registration and remove tokens expire after one hour
+VARIABLE_NAME = re.compile(r"(?!GITHUB_)[A-Z_][A-Z0-9_]*")  # upper-cased first: case-insensitive
+VARIABLE_VALUE_LIMIT = 48 * 1024  # GitHub's limit for one variable
 FAILURE_KINDS = (None, "5xx", "timeout", "rate_limit")
 
 Json = dict[str, Any]
@@ -95,6 +98,18 @@ class _Reply(Exception):
 
 def _not_found() -> _Reply:
     return _Reply(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
+
+
+def _variable_exists() -> _Reply:
+    """What creating (or renaming onto) a variable name that is taken answers."""
+    return _Reply(
+        409,
+        {
+            "message": "Already exists - Variable already exists",
+            "documentation_url": DOCS,
+            "status": "409",
+        },
+    )
 
 
 def _validation_simple(errors: list[str]) -> _Reply:
@@ -194,6 +209,14 @@ class _Issue:
     comments: list[Json] = field(default_factory=list)
 
 
+@dataclass
+class _Variable:
+    name: str
+    value: str
+    created_at: float
+    updated_at: float
+
+
 class FakeGitHub:
     """api.github.com for one repository (and its owner org), in a thread on 127.0.0.1.
 
@@ -252,6 +275,7 @@ class FakeGitHub:
         self._tenant_tokens: dict[str, tuple[str, str, float]] = {}  # -> (event, scope, exp)
         self._jobs: dict[int, _Job] = {}
         self._issues: dict[int, _Issue] = {}
+        self._variables: dict[str, _Variable] = {}  # repository Actions variables, by name
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -463,6 +487,20 @@ class FakeGitHub:
     def issues(self) -> list[Json]:
         with self._lock:
             return [self._issue_json(i) for i in self._issues.values()]
+
+    def variable(self, name: str) -> Json | None:
+        """A repository Actions variable's REST shape (name, value, created_at, updated_at)."""
+        with self._lock:
+            found = self._variables.get(name.upper())
+            return None if found is None else self._variable_json(found)
+
+    def set_variable(self, name: str, value: str, updated_at: datetime | None = None) -> None:
+        """Create or replace a variable as the settings page does (``updated_at``: backdate it)."""
+        when = time.time() if updated_at is None else updated_at.timestamp()
+        with self._lock:
+            old = self._variables.get(name.upper())
+            created = when if old is None else old.created_at
+            self._variables[name.upper()] = _Variable(name.upper(), value, created, when)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Poll ``predicate`` (every 50 ms) until it returns something truthy; raise on timeout."""
@@ -721,6 +759,15 @@ class FakeGitHub:
             "default": False,
         }
 
+    @staticmethod
+    def _variable_json(variable: _Variable) -> Json:
+        return {
+            "name": variable.name,
+            "value": variable.value,
+            "created_at": _iso(variable.created_at),
+            "updated_at": _iso(variable.updated_at),
+        }
+
     def _issue_json(self, issue: _Issue) -> Json:
         api = f"{self.url}/repos/{self.owner}/{self.repo}"
         url = f"{api}/issues/{issue.number}"
@@ -760,7 +807,8 @@ class FakeGitHub:
         repo = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
         org = r"/orgs/(?P<org>[^/]+)"
         routes: list[tuple[str, str, Callable[..., tuple[int, Any]], str | None]] = [
-            ("GET", r"/meta", self._meta, None)
+            ("GET", r"/meta", self._meta, None),
+            ("GET", r"/user", self._get_user, None),
         ]
         for prefix, kind in ((repo, "administration"), (org, "organization_self_hosted_runners")):
             read, write = f"{kind}=read", f"{kind}=write"
@@ -784,11 +832,46 @@ class FakeGitHub:
             ("GET", repo + r"/issues/(?P<n>\d+)/comments", self._list_comments, "issues=read"),
             ("POST", repo + r"/issues/(?P<n>\d+)/comments", self._create_comment, "issues=write"),
         ]
+        variables, one = repo + r"/actions/variables", repo + r"/actions/variables/(?P<name>[^/]+)"
+        read, write = "actions_variables=read", "actions_variables=write"
+        routes += [
+            ("GET", variables, self._list_variables, read),
+            ("POST", variables, self._create_variable, write),
+            ("GET", one, self._get_variable, read),
+            ("PATCH", one, self._update_variable, write),
+            ("DELETE", one, self._delete_variable, write),
+        ]
         return routes
 
     def _meta(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
         """GitHub's overview (``GET /meta``): answered without a token too."""
         return 200, {"verifiable_password_authentication": False, "installed_version": "fake"}
+
+    def _get_user(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
+        """The token's account (``GET /user``); an app's installation token (a workflow's
+        GITHUB_TOKEN) acts as no user: GitHub answers 403."""
+        caller = self._caller
+        if caller.type == "Bot":
+            raise _Reply(
+                403,
+                {
+                    "message": "Resource not accessible by integration",
+                    "documentation_url": DOCS,
+                    "status": "403",
+                },
+            )
+        now = _iso(time.time())
+        user = self._user(caller.login, caller.id, caller.type)
+        profile = dict.fromkeys(("name", "company", "blog", "location", "email", "bio"))
+        counts = dict.fromkeys(("public_repos", "public_gists", "followers", "following"), 0)
+        return 200, {
+            **user,
+            **profile,
+            "hireable": None,
+            **counts,
+            "created_at": now,
+            "updated_at": now,
+        }
 
     def _check_scope(self, m: re.Match[str]) -> str:
         groups = m.groupdict()
@@ -1011,6 +1094,72 @@ class FakeGitHub:
         issue.comments.append(comment)
         issue.updated_at = time.time()
         return 201, comment
+
+    def _variable(self, m: re.Match[str]) -> _Variable:
+        self._check_scope(m)
+        found = self._variables.get(m["name"].upper())
+        if found is None:
+            raise _not_found()
+        return found
+
+    def _variable_fields(self, body: Any, required: bool) -> tuple[str | None, str | None]:
+        """A POST or PATCH body's name (upper-cased: names are case-insensitive) and value,
+        refused as GitHub does: 422 for a bad name, a value too long or not a string."""
+        body = body if isinstance(body, dict) else {}
+        name, value = body.get("name"), body.get("value")
+        if required and (name is None or value is None):
+            raise _validation_failed("ActionsVariable", "name" if name is None else "value")
+        if name is not None and (
+            not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name.upper())
+        ):
+            raise _validation_failed("ActionsVariable", "name", "invalid")
+        if value is not None and (
+            not isinstance(value, str) or len(value.encode()) > VARIABLE_VALUE_LIMIT
+        ):
+            raise _validation_failed("ActionsVariable", "value", "invalid")
+        return (name.upper() if name is not None else None), value
+
+    def _list_variables(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
+        self._check_scope(m)
+        found = sorted(self._variables.values(), key=lambda v: v.name)
+        per_page, page = self._paging(query)
+        per_page = min(per_page, 30)  # this list pages by 30 at most
+        chosen = found[(page - 1) * per_page : page * per_page]
+        payload = {"total_count": len(found), "variables": [self._variable_json(v) for v in chosen]}
+        return 200, payload, len(found), per_page, page
+
+    def _create_variable(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
+        """201 with an empty object; 409 when the name is taken (PATCH updates)."""
+        self._check_scope(m)
+        name, value = self._variable_fields(body, required=True)
+        assert name is not None and value is not None
+        if name in self._variables:
+            raise _variable_exists()
+        now = time.time()
+        self._variables[name] = _Variable(name, value, now, now)
+        return 201, {}
+
+    def _get_variable(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
+        return 200, self._variable_json(self._variable(m))
+
+    def _update_variable(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
+        """204, no body; the body may rename the variable (409 onto a taken name)."""
+        variable = self._variable(m)
+        name, value = self._variable_fields(body, required=False)
+        if name is not None and name != variable.name:
+            if name in self._variables:
+                raise _variable_exists()
+            del self._variables[variable.name]
+            variable.name = name
+            self._variables[name] = variable
+        if value is not None:
+            variable.value = value
+        variable.updated_at = time.time()
+        return 204, None
+
+    def _delete_variable(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
+        del self._variables[self._variable(m).name]
+        return 204, None
 
     # -- /_runner handlers -------------------------------------------------------------------
 
