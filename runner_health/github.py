@@ -18,6 +18,10 @@ call raises ``NoToken``.
 Every call ends in bounded time: ``timeout_seconds`` bounds each attempt as a whole
 (connect, headers, body), not each read; a call makes at most two attempts, 1 s apart.
 Lists follow GitHub's ``Link: rel="next"`` pages, at most ``MAX_PAGES``, on ``api_url`` only.
+
+GETs are conditional (an authorised 304 costs no rate limit). Pass ``etags`` (a dict the
+caller saves as JSON, e.g. the state store's) and the validators outlive the process:
+``GitHub(settings, token, etags=store.etags)``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from runner_health.config import GitHubSettings
 API_VERSION = "2022-11-28"
 MAX_PAGES = 10  # of 100 items: GitHub lists at most 1,000 runs for a filtered query
 MAX_BODY = 32 * 1024 * 1024  # 100 issues or comments of GitHub's maximum size fit
+_GITHUBS = "verifiable_password_authentication"  # a field of GET /meta only GitHub sends
 
 Json = dict[str, Any]
 Check = Callable[[Any], None]
@@ -96,6 +101,72 @@ class Reply:
         return body
 
 
+class ETagCache:
+    """Conditional-request validators and the bodies they stand for, in a JSON-ready dict the
+    caller may keep across runs (the state store's ``etags``): cron's next pass then gets 304s,
+    which cost no rate limit. ``{url: {"etag", "body", "next"}}``, oldest first; bounded in
+    entries and bytes; what was loaded is data, never trusted: a bad entry is dropped."""
+
+    MAX_ENTRIES = 1024  # a queue of many runs: one entry per run's jobs
+    MAX_BYTES = 4 * 1024 * 1024  # the whole section, as JSON
+    MAX_ENTRY_BYTES = 1024 * 1024
+
+    def __init__(self, api_url: str, entries: dict) -> None:
+        self.entries = entries
+        for url in [u for u in entries if not self._valid(u, entries[u], api_url)]:
+            del entries[url]
+        self._sizes = {url: _json_size(entry) for url, entry in entries.items()}
+        self._trim()
+
+    @staticmethod
+    def _valid(url: Any, entry: Any, api_url: str) -> bool:
+        return (
+            isinstance(url, str)
+            and url.startswith(api_url + "/")
+            and isinstance(entry, dict)
+            and set(entry) == {"etag", "body", "next"}
+            and isinstance(entry["etag"], str)
+            and _ETAG.fullmatch(entry["etag"]) is not None
+            and isinstance(entry["next"], (str, type(None)))
+        )
+
+    def get(self, url: str) -> tuple[str, Any, str | None] | None:
+        """(etag, body, next page) for ``url``, now the newest entry; None when not cached."""
+        entry = self.entries.pop(url, None)
+        if entry is None:
+            return None
+        self.entries[url] = entry
+        return entry["etag"], entry["body"], entry["next"]
+
+    def put(self, url: str, etag: str, body: Any, next_url: str | None) -> None:
+        self.drop(url)
+        entry = {"etag": etag, "body": body, "next": next_url}
+        size = _json_size(entry)
+        if _ETAG.fullmatch(etag) and size <= self.MAX_ENTRY_BYTES:
+            self.entries[url], self._sizes[url] = entry, size
+            self._trim()
+
+    def drop(self, url: str) -> None:
+        self.entries.pop(url, None)
+        self._sizes.pop(url, None)
+
+    def _trim(self) -> None:
+        """Forget the oldest entries until the bounds hold."""
+        while len(self.entries) > self.MAX_ENTRIES or sum(self._sizes.values()) > self.MAX_BYTES:
+            self.drop(next(iter(self.entries)))
+
+
+# An entity tag as HTTP sends it (weak or strong), short: it goes back in a header.
+_ETAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e]{0,256}"')
+
+
+def _json_size(value: Any) -> int:
+    try:
+        return len(json.dumps(value))
+    except (TypeError, ValueError, RecursionError):
+        return ETagCache.MAX_BYTES + 1  # not JSON: never kept
+
+
 @dataclass(frozen=True)
 class QueuedJobs:
     """Jobs of queued runs that no runner has taken, and the lists cut at MAX_PAGES."""
@@ -107,7 +178,9 @@ class QueuedJobs:
 class GitHub:
     """A requests session with whole-call deadlines, checked answers, ETags and GitHub's clock."""
 
-    def __init__(self, settings: GitHubSettings, token: str | None = None) -> None:
+    def __init__(
+        self, settings: GitHubSettings, token: str | None = None, etags: dict | None = None
+    ) -> None:
         self.settings = settings
         self.session = requests.Session()
         self.session.headers.update(
@@ -120,7 +193,7 @@ class GitHub:
         if token is not None:
             redact.register(token)
             self.session.headers["Authorization"] = f"Bearer {token}"
-        self._etags: dict[str, tuple[str, Any, str | None]] = {}  # url -> (etag, body, next)
+        self.etags = ETagCache(self.settings.api_url, {} if etags is None else etags)
 
     # -- transport ---------------------------------------------------------------------
 
@@ -210,26 +283,42 @@ class GitHub:
         except Exception as exc:  # handed to the caller's thread
             done["error"] = exc
 
-    def _get(self, url: str, check: Check) -> tuple[Any, str | None]:
-        """GET ``url`` with If-None-Match (a 304 costs no rate limit): the body, checked, and
-        the next page's URL."""
-        cached = self._etags.get(url)
-        reply = self.request("GET", url, headers={"If-None-Match": cached[0]} if cached else {})
+    def _get(
+        self,
+        url: str,
+        check: Check,
+        headers: dict[str, str] | None = None,
+        keep: Callable[[Any], Any] = lambda body: body,
+        **kwargs: Any,
+    ) -> tuple[Any, str | None, Reply]:
+        """GET ``url`` with If-None-Match (an authorised 304 costs no rate limit): the body,
+        checked (a cached one again: the state file is only data), the next page's URL and
+        the reply. Only a 200 is kept (``keep`` of it: what callers use), never an error."""
+        extra = headers or {}
+        cached = self.etags.get(url)
+        conditional = {"If-None-Match": cached[0]} if cached else {}
+        reply = self.request("GET", url, headers=extra | conditional, **kwargs)
         if reply.status == 304 and cached:
-            return cached[1], cached[2]
+            try:
+                check(cached[1])
+                return cached[1], cached[2] and self._under_api(cached[2], reply), reply
+            except (ValueError, RecursionError, GitHubUnavailable):
+                self.etags.drop(url)  # a cache that fails the checks is no cache: ask again
+                return self._get(url, check, extra, keep, **kwargs)
         body = reply.json(check)
         next_url = self._next_page(reply)
-        if reply.headers.get("ETag"):
-            self._etags[url] = (reply.headers["ETag"], body, next_url)
-        return body, next_url
+        if reply.status == 200 and reply.headers.get("ETag"):
+            self.etags.put(url, reply.headers["ETag"], keep(body), next_url)
+        return body, next_url, reply
 
     def _next_page(self, reply: Reply) -> str | None:
         """The ``rel="next"`` URL: only under api_url, where the token may go."""
         link = reply.links.get("next", {}).get("url")
-        if link is None:
-            return None
-        url, base = urljoin(reply.url, link), urlsplit(self.settings.api_url)
-        split = urlsplit(url)
+        return None if link is None else self._under_api(urljoin(reply.url, link), reply)
+
+    def _under_api(self, url: str, reply: Reply) -> str:
+        """``url`` when it is under api_url, else GitHubUnavailable."""
+        base, split = urlsplit(self.settings.api_url), urlsplit(url)
         if (split.scheme, split.netloc) != (base.scheme, base.netloc) or not split.path.startswith(
             base.path + "/"
         ):
@@ -246,13 +335,15 @@ class GitHub:
         key: str | None,
         item: Callable[[Any, str], None],
         unread: list[str] | None = None,
+        keep: Callable[[Any], Any] = lambda body: body,
     ) -> Iterator[Json]:
         """The items of a list (``body[key]``, or the body itself) page by page, checked
-        with ``item``. Past MAX_PAGES: a note in ``unread`` when given, else GitHubUnavailable
-        (a list cut short must not read as "not there")."""
+        with ``item`` (``keep``: what of a page the ETag cache keeps). Past MAX_PAGES: a note
+        in ``unread`` when given, else GitHubUnavailable (a list cut short must not read as
+        "not there")."""
         url = self._url(path, params)
         for _ in range(MAX_PAGES):
-            body, next_url = self._get(url, _page_check(key, item))
+            body, next_url, _ = self._get(url, _page_check(key, item), keep=keep)
             yield from body if key is None else body[key]
             if next_url is None:
                 return
@@ -269,11 +360,16 @@ class GitHub:
 
         Read from ``GET /meta``, which needs no token, and only from an answer that is GitHub's
         (its ``verifiable_password_authentication``): a proxy's page and its clock are not.
-        ``no-cache``: a cache's copy would carry the Date it was made."""
-        reply = self.request(
-            "GET", self._url("/meta"), anonymous=True, headers={"Cache-Control": "no-cache"}
+        ``no-cache``: a cache's copy would carry the Date it was made. Conditional: a 304
+        carries GitHub's Date too, and with the token costs no rate limit; only the field
+        checked is kept (the whole answer is hundreds of KiB of address ranges)."""
+        _, _, reply = self._get(
+            self._url("/meta"),
+            lambda body: _fields(body, {_GITHUBS: bool}, "meta"),
+            {"Cache-Control": "no-cache"},
+            keep=lambda body: {_GITHUBS: body[_GITHUBS]},
+            anonymous=True,
         )
-        reply.json(lambda body: _fields(body, {"verifiable_password_authentication": bool}, "meta"))
         date = reply.headers.get("Date", "")
         try:
             when = parsedate_to_datetime(date)
@@ -343,6 +439,9 @@ class GitHub:
                 "workflow_runs",
                 lambda run, what: _fields(run, {"id": int}, what),
                 queued.unread,
+                keep=lambda page: {
+                    "workflow_runs": [{"id": r["id"]} for r in page["workflow_runs"]]
+                },
             )
             for run in runs:
                 jobs = self._pages(

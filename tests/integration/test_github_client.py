@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from runner_health import redact
-from runner_health.github import GitHub, GitHubError, GitHubUnavailable
+from runner_health.github import ETagCache, GitHub, GitHubError, GitHubUnavailable
 from tests.integration.conftest import github_at
 from tests.testbed.fake_github import FakeGitHub
 
@@ -90,3 +91,69 @@ def test_issue_lifecycle(fake):
     gh.comment_issue(issue["number"], "still offline")
     gh.close_issue(issue["number"])
     assert gh.open_issues("runner-health") == []
+
+
+# -- ETags that outlive the process (the state store keeps the dict) -----------------------
+
+
+def with_etags(fake: FakeGitHub, etags: dict, token: str | None = None) -> GitHub:
+    return GitHub(client(fake).settings, token or fake.admin_token, etags=etags)
+
+
+def pass_requests(gh: GitHub) -> None:
+    """What a healthy pass asks GitHub: its clock, the runners, the queue."""
+    gh.server_time()
+    gh.runner("assay-bpf-runner")
+    gh.queued_jobs()
+
+
+def test_a_new_process_with_the_saved_etags_costs_no_rate_limit(fake):
+    fake.queue_job(["self-hosted"], datetime.now(UTC) - timedelta(minutes=5))
+    saved: dict = {}
+    pass_requests(with_etags(fake, saved))
+    loaded = json.loads(json.dumps(saved))  # what the state file gives the next run
+    assert fake.admin_token not in json.dumps(saved)
+    fake.wait_for(lambda: len(fake.requests) == 4)  # meta, runners, runs, the run's jobs
+    before = fake.rate_limit_remaining
+    pass_requests(with_etags(fake, loaded))
+    assert fake.rate_limit_remaining == before
+    fake.wait_for(lambda: len(fake.requests) == 8)
+    assert [status for _, _, status in fake.requests[4:]] == [304] * 4
+
+
+def test_a_cached_body_that_fails_the_checks_is_asked_again(fake):
+    saved: dict = {}
+    with_etags(fake, saved).runners()
+    (url,) = saved
+    saved[url]["body"] = {"runners": [{"name": "forged"}]}  # the state file is only data
+    gh = with_etags(fake, saved)
+    assert gh.runners() == []
+    assert saved[url]["body"] == {"total_count": 0, "runners": []}
+
+
+def test_errors_are_never_cached_and_bad_entries_are_dropped(fake):
+    saved: dict = {
+        f"{fake.url}/meta": {"etag": 'W/"x"\r\nX-Injected: 1', "body": {}, "next": None},
+        "https://elsewhere.example/x": {"etag": '"a"', "body": {}, "next": None},
+        f"{fake.url}/y": ["not", "an", "entry"],
+    }
+    gh = with_etags(fake, saved, "wrong-token-123")
+    assert saved == {}
+    with pytest.raises(GitHubError):
+        gh.runners()
+    assert saved == {}
+
+
+def test_the_cache_is_bounded_in_entries_and_bytes():
+    entries: dict = {}
+    cache = ETagCache("https://api.example", entries)
+    for n in range(ETagCache.MAX_ENTRIES + 10):
+        cache.put(f"https://api.example/{n}", f'"{n}"', {"n": n}, None)
+    assert len(entries) == ETagCache.MAX_ENTRIES
+    assert "https://api.example/0" not in entries  # the oldest went first
+    big = "x" * (ETagCache.MAX_ENTRY_BYTES // 2)
+    for n in range(20):
+        cache.put(f"https://api.example/big{n}", '"b"', big, None)
+    assert len(json.dumps(entries)) <= ETagCache.MAX_BYTES
+    cache.put("https://api.example/huge", '"h"', "x" * ETagCache.MAX_ENTRY_BYTES, None)
+    assert "https://api.example/huge" not in entries
