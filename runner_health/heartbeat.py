@@ -46,6 +46,7 @@ SHAPE = {
     "runner": re.compile(_NAME),
     "version": re.compile(r"[0-9A-Za-z.+-]{1,40}"),
 }
+FIELDS = ("at", "status", "runner", "interval_minutes", "version")
 
 
 def beat(summary: dict[str, Any], settings: Settings, github: GitHub | None) -> list[str]:
@@ -155,7 +156,7 @@ def _attempt(url: str, data: bytes, timeout: float) -> int:
                     "Content-Type": "text/plain; charset=utf-8",
                     "User-Agent": "runner-health",
                 },
-                timeout=timeout,
+                timeout=timeout + 1,  # the join below gives up first; this ends the thread
                 stream=True,  # the answer's body is not read: only its status counts
                 allow_redirects=False,  # the body goes to the configured host only
             ) as response:
@@ -221,21 +222,26 @@ def _parse(value: str) -> dict[str, Any]:
         data = json.loads(value)
     except (ValueError, RecursionError):
         raise ValueError("not JSON") from None
-    if not isinstance(data, dict) or set(data) != {*SHAPE, "interval_minutes"}:
-        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"expected the fields {sorted({*SHAPE, 'interval_minutes'})}, got {keys}")
+    if not isinstance(data, dict) or set(data) != set(FIELDS):
+        # What it holds instead is not shown: the reason goes into an issue, and it is untrusted.
+        got = f"{len(data)} other fields" if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"expected the fields {', '.join(FIELDS)}; got {got}")
     for key, pattern in SHAPE.items():
         if not isinstance(data[key], str) or not pattern.fullmatch(data[key]):
             raise ValueError(f"{key}: not the expected shape")
     interval = data["interval_minutes"]
     if isinstance(interval, bool) or not isinstance(interval, (int, float)):
         raise ValueError("interval_minutes: not a number")
-    if not math.isfinite(interval):
+    try:  # JSON's numbers and ISO times go beyond what float and datetime hold
+        minutes, at = float(interval), parse_time(data["at"]).astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("out of range") from None
+    if not math.isfinite(minutes):
         raise ValueError("interval_minutes: not a finite number")
     return {
         **data,
-        "at": parse_time(data["at"]).astimezone(timezone.utc),
-        "interval_minutes": min(max(float(interval), INTERVAL_RANGE[0]), INTERVAL_RANGE[1]),
+        "at": at,
+        "interval_minutes": min(max(minutes, INTERVAL_RANGE[0]), INTERVAL_RANGE[1]),
     }
 
 

@@ -76,7 +76,11 @@ def test_the_interval_comes_from_the_value_clamped_to_a_minute_and_a_day():
         (written(NOW, interval="5"), "interval_minutes: not a number"),  # type: ignore[arg-type]
         (written(NOW, interval=True), "interval_minutes: not a number"),
         ('{"at": "x"}', "expected the fields"),
-        (written(NOW, extra=1), "expected the fields"),
+        (
+            written(NOW, extra=1),
+            "expected the fields at, status, runner, interval_minutes, version; got 6 other fields",
+        ),
+        (json.dumps({"<img src=x>": 1}), "got 1 other fields"),
         (written(NOW, runner="vm1\n<img src=x>"), "runner: not the expected shape"),
         (written(NOW, status="**all good**"), "status: not the expected shape"),
         (
@@ -85,6 +89,11 @@ def test_the_interval_comes_from_the_value_clamped_to_a_minute_and_a_day():
         ),
         (written(NOW).replace("+00:00", ""), "a time without a zone"),
         (written(NOW).replace("5,", "1e999,"), "interval_minutes: not a finite number"),
+        (written(NOW).replace("5,", "9" * 400 + ","), "out of range"),
+        (
+            written(NOW).replace("2026-11-29T02:00:00+00:00", "0001-01-01T00:00:00+14:00"),
+            "out of range",
+        ),
         ("[" * 100_000, "100000 characters"),
         ('{"a": "' + "x" * 5000 + '"}', "characters, expected at most 1024"),
     ],
