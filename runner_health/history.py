@@ -113,12 +113,15 @@ def _grid(base: Path, runs: list[tuple[str, dict[str, Any] | None]]) -> str:
         return "<p>No runs yet.</p>"
     outcomes = [_outcomes(summary) for _, summary in runs]
     checks = list(dict.fromkeys(name for each in outcomes for name in each))[:MAX_CHECKS]
-    head = "".join(_run_header(base, name, summary) for name, summary in runs)
+    reports = [_report(base, name, summary) for name, summary in runs]
+    head = "".join(
+        _run_header(name, summary, report)
+        for (name, summary), report in zip(runs, reports, strict=True)
+    )
     rows = "".join(
         f'<tr><th class="check">{_text(check)}</th>'
         + "".join(
-            _cell(base, name, each.get(check))
-            for (name, _), each in zip(runs, outcomes, strict=True)
+            _cell(each.get(check), report) for each, report in zip(outcomes, reports, strict=True)
         )
         + "</tr>"
         for check in checks
@@ -142,30 +145,36 @@ def _outcomes(summary: dict[str, Any] | None) -> dict[str, str]:
     return found
 
 
-def _run_header(base: Path, name: str, summary: dict[str, Any] | None) -> str:
+def _report(base: Path, run: str, summary: dict[str, Any] | None) -> str | None:
+    """The run's report.html as a relative link; None when there is none. A run that wrote
+    its summary gets its report right after (pytest-html writes it last): the current run,
+    whose page this is, links to it before it exists."""
+    if summary is None and not (base / run / "report.html").is_file():
+        return None
+    return f"{run}/report.html"
+
+
+def _run_header(name: str, summary: dict[str, Any] | None, report: str | None) -> str:
     """The run's time and status; a run without a readable summary says so."""
     if summary is None:
-        return f"<th>{_link(base, name, _text(name) + '<br>no summary')}</th>"
+        return f"<th>{_link(report, _text(name) + '<br>no summary')}</th>"
     status = str(summary.get("status", "unknown"))
     colour = verdict.STATUS_COLOURS.get(status, verdict.FAILED_COLOUR)
     moment = _when(summary.get("finished_at")) or _when(summary.get("started_at"))
     shown = moment.strftime("%m-%d<br>%H:%M UTC") if moment else _text(name)
     said = f'{shown}<br><span style="color:{colour};font-weight:bold">{_text(status)}</span>'
-    return f"<th>{_link(base, name, said)}</th>"
+    return f"<th>{_link(report, said)}</th>"
 
 
-def _cell(base: Path, run: str, outcome: str | None) -> str:
+def _cell(outcome: str | None, report: str | None) -> str:
     if outcome is None:
         return "<td></td>"  # the check did not run then (added later, deselected)
     colour = OUTCOME_COLOURS[outcome]
-    return f'<td style="background:{colour}">{_link(base, run, outcome)}</td>'
+    return f'<td style="background:{colour}">{_link(report, outcome)}</td>'
 
 
-def _link(base: Path, run: str, inner: str) -> str:
-    """``inner`` linking to the run's report.html (relative), when there is one."""
-    if not (base / run / "report.html").is_file():
-        return inner
-    return f'<a href="{escape(run)}/report.html">{inner}</a>'
+def _link(report: str | None, inner: str) -> str:
+    return inner if report is None else f'<a href="{escape(report)}">{inner}</a>'
 
 
 def _fixes(history: Mapping[str, Any]) -> str:

@@ -1,5 +1,6 @@
-"""reports/index.html as a person sees it in a browser: four runs (healthy, a failure, its fix
-healing it, the fix then held), opened in headless Chromium."""
+"""reports/index.html as a person sees it in a browser, in headless Chromium: five runs made
+by hand (healthy, a failure, its fix healing it, the fix then held, a run killed before its
+summary), then two real `pytest checks` runs with the metrics file they leave."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from runner_health import history
 from tests.browser import render
 from tests.integration.test_report_in_browser import ARTIFACTS, text_of
+from tests.plugin.test_healing import (
+    HEALABLE,
+    project,  # noqa: F401 (the fixture: a throwaway project)
+    write_check,
+)
 from tests.unit.test_history import HISTORY, make_run
+from tests.unit.test_metrics import check_with_promtool, samples
+
+pytest_plugins = ["pytester"]
 
 
 def test_the_history_page_shows_runs_outcomes_and_fixes(tmp_path: Path) -> None:
@@ -24,14 +35,7 @@ def test_the_history_page_shows_runs_outcomes_and_fixes(tmp_path: Path) -> None:
         finished = f"2026-11-29T{name[9:11]}:{name[11:13]}:40+00:00"
         outcomes = {"test_vm_running": "passed", "test_disk_headroom[/]": disk}
         make_run(base, name, outcomes, status=status, finished=finished)
-    make_run(
-        base,
-        "20261129T012000Z",
-        {"test_vm_running": "unknown"},
-        status="unknown",
-        finished="2026-11-29T01:20:40+00:00",
-        report=False,
-    )  # fmt: skip  (killed mid-report)
+    (base / "20261129T012000Z").mkdir()  # killed before its summary and report
 
     page = history.write_index(base, HISTORY)
     seen = render(page, tmp_path / "browser")
@@ -42,10 +46,10 @@ def test_the_history_page_shows_runs_outcomes_and_fixes(tmp_path: Path) -> None:
     text = text_of(seen.dom)
     assert "runner-health: recent runs" in text
     assert (
-        "check 11-29 01:20 UTC unknown 11-29 01:15 UTC unhealthy 11-29 01:10 UTC healed"
+        "check 20261129T012000Z no summary 11-29 01:15 UTC unhealthy 11-29 01:10 UTC healed"
         " 11-29 01:05 UTC unhealthy 11-29 01:00 UTC healthy" in text
     )
-    assert "test_vm_running unknown passed passed passed passed" in text
+    assert "test_vm_running passed passed passed passed" in text
     assert "test_disk_headroom[/] held healed failed passed" in text
     assert (
         "test_disk_headroom[/] disk healed 2 3 2026-11-29 01:10 UTC 5.0 min done" in text
@@ -55,3 +59,33 @@ def test_the_history_page_shows_runs_outcomes_and_fixes(tmp_path: Path) -> None:
     assert all((base / link).is_file() for link in links), links
     assert "20261129T011500Z/report.html" in links
     assert not any("20261129T012000Z" in link for link in links)  # no report to open
+
+
+@pytest.mark.usefixtures("project")  # makes pytester's folder that project
+def test_real_runs_leave_the_history_page_and_the_metrics_file(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    config = pytester.path / "runner-health.toml"
+    state = pytester.path / "state" / "state.json"
+    config.write_text(config.read_text().replace("[github]", f'state_file = "{state}"\n[github]'))
+    write_check(pytester, "thing", HEALABLE)
+    assert pytester.runpytest_subprocess("checks").ret == 7  # failed, then healed
+    assert pytester.runpytest_subprocess("checks").ret == 0
+
+    seen = render(pytester.path / "reports" / "index.html", tmp_path / "browser")
+    text = text_of(seen.dom)
+    assert re.search(r"check \S+ \S+ UTC healthy \S+ \S+ UTC healed test_thing passed healed", text)
+    assert "test_thing thing passed 1 1" in text  # the fixes table: 1 heal, 1 attempt
+    links = re.findall(r'<a href="([^"]+)"', seen.dom)
+    assert len(set(links)) == 2
+    assert all((pytester.path / "reports" / link).is_file() for link in links), links
+
+    written = state.parent / "runner_health.prom"
+    check_with_promtool(written)
+    found = samples(written)
+    labels = (("check", "test_thing"), ("condition", "thing"))
+    assert found[("runner_health_check_up", labels)] == 1
+    assert found[("runner_health_last_run_exit_code", ())] == 0
+    done = (("remediation", "make_healthy"), ("result", "done"))
+    assert found[("runner_health_remediations_total", done)] == 1
+    assert found[("runner_health_time_to_heal_seconds", labels)] >= 0

@@ -131,11 +131,18 @@ def test_the_page_is_self_contained_and_readable_by_anyone(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["20261129T010000Z", "index.html"]
 
 
-def test_a_killed_run_without_a_report_is_shown_without_a_link(tmp_path):
-    make_run(tmp_path, "20261129T010000Z", {"test_a": "failed"}, report=False)
+def test_a_killed_run_has_no_link_and_the_current_run_links_its_coming_report(tmp_path):
+    (tmp_path / "20261129T010000Z").mkdir()  # killed before its summary and report
+    make_run(tmp_path, "20261129T020000Z", {"test_a": "failed"}, report=False)  # this run
     history.write_index(tmp_path, {})
-    assert read(tmp_path).links[0][1] == [None, None]
-    assert read(tmp_path).tables[0][1] == ["test_a", "failed"]
+    page = read(tmp_path)
+    assert page.tables[0] == [
+        ["check", "11-29 01:00 UTC healthy", "20261129T010000Z no summary"],
+        ["test_a", "failed", ""],
+    ]
+    # pytest-html writes report.html after runner-health's end of the run, which wrote summary.json
+    assert page.links[0][0][1:] == ["20261129T020000Z/report.html", None]
+    assert page.links[0][1][1:] == ["20261129T020000Z/report.html", None]
 
 
 @pytest.mark.parametrize(
