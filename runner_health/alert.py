@@ -1,19 +1,27 @@
-"""The runner-health workflow's issue logic: one issue per outage, not one per 15 minutes.
+"""The runner's GitHub issue: one issue per outage, not one per 15 minutes.
 
->>> python -m runner_health.alert --summary reports/health/summary.json
+>>> python -m runner_health.alert --summary reports/health/summary.json --heartbeat "$HEARTBEAT"
 
-Reads the ``summary.json`` a ``pytest checks -m github --no-remediate`` run wrote and decides:
+The workflow runs this after a ``pytest checks -m github --no-remediate`` run and decides from
+its ``summary.json``:
 
 - the runner is offline (or gone) at GitHub **and** jobs wait for it → open an issue (label
   ``runner-health``), or comment on the open one when this is a new occurrence;
-- the runner is online again → comment and close the issue;
+- the heartbeat runner-health leaves on the runner (``--heartbeat``, the Actions variable) is
+  older than three intervals → the same, "runner-health has stopped reporting": the VM, its
+  timer or runner-health is dead, which nothing on the VM can report (when the runner is
+  also offline with jobs waiting, that alert wins and mentions the heartbeat);
+- the runner is online again (and the heartbeat fresh) → comment and close the issue;
 - anything else (offline with nothing waiting, GitHub unreachable, a check "unknown", or the
   online or queue check silenced in the config) → say so, post nothing.
 
 Organisation runners too: their queue is read in the repositories the config lists
 (``github.repositories``); the issue goes to ``--repository`` (the workflow's own).
 
-Every issue body and comment written here ends with a hidden marker
+``post()`` is the one implementation of one-issue-per-runner, comment-per-occurrence,
+close-on-recovery: the workflow uses it here, runner-health on the VM through
+``runner_health.notify`` (``[alerts] github_issue``), each with its own author and so its own
+issue. Every issue body and comment written ends with a hidden marker
 ``<!-- runner-health-alert runner=NAME state=STATE -->``; the newest marker is the state the
 previous run reported, so a run repeats nothing the issue already says. Issues are found by
 label and the runner name in the marker (several runners can share a repository).
@@ -33,11 +41,12 @@ import os
 import re
 import sys
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from runner_health import config as config_module
-from runner_health import redact
+from runner_health import heartbeat, redact
 from runner_health.config import ConfigError
 from runner_health.github import GitHub, GitHubError
 
@@ -45,7 +54,7 @@ DEFAULT_LABEL = "runner-health"
 # Who a workflow's GITHUB_TOKEN writes as. GET /user cannot tell (403 for an app's token), and
 # an author_association of MEMBER or OWNER belongs to people who did not write the alert.
 DEFAULT_TRUSTED_AUTHOR = "github-actions[bot]"
-MARKER = re.compile(r"<!-- runner-health-alert runner=(?P<runner>\S+) state=(?P<state>\w+) -->")
+MARKER = re.compile(r"<!-- runner-health-alert runner=(?P<runner>\S+) state=(?P<state>[\w,-]+) -->")
 
 # States, from the checks' outcomes in summary.json.
 DOWN = "down"  # offline or gone at GitHub, and jobs wait: the alert
@@ -53,6 +62,7 @@ OFFLINE = "offline"  # offline, but nothing waits for it
 ONLINE = "online"
 UNKNOWN = "unknown"  # the checks could not tell (GitHub unreachable, skipped)
 SILENCED = "silenced"  # the online or queue check is silenced in the config: no alert
+STALE = "stale"  # --heartbeat: runner-health on the runner stopped reporting
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,30 @@ def assess(summary: dict[str, Any]) -> Finding:
 class UntrustedAuthor(Exception):
     """What the alert wrote shows an author other than the one it trusts."""
 
+    def __init__(self, number: int, login: str | None, author: str) -> None:
+        super().__init__(
+            f"#{number} shows {login} as its author, but only {author}'s issues and comments "
+            "are trusted"
+        )
+        self.login = login
+
+
+# What a post does to the runner's issue.
+OPEN = "open"  # an alert: open the issue, or comment on the open one if this state is new
+NOTE = "note"  # news, not an alert: comment on the open issue if this state is new
+CLOSE = "close"  # recovered: comment on the open issue and close it
+
+
+@dataclass(frozen=True)
+class Post:
+    """One message for a runner's issue (the workflow's and the VM's alike)."""
+
+    state: str  # recorded in the marker: the same state again posts nothing
+    mode: str  # OPEN | NOTE | CLOSE
+    text: str  # markdown, scrubbed
+    title: str = ""  # the issue's title, when OPEN opens one
+    advice: str = ""  # what to do, after the text in the opening body
+
 
 def marker(runner: str, state: str) -> str:
     return f"<!-- runner-health-alert runner={runner} state={state} -->"
@@ -143,6 +177,59 @@ def find_issue(gh: GitHub, label: str, runner: str, author: str) -> dict[str, An
     return min(ours, key=lambda i: i["number"]) if ours else None
 
 
+def plan(gh: GitHub, message: Post, runner: str, label: str, author: str) -> list[tuple[str, Any]]:
+    """The writes ``message`` needs, as (action, args) pairs, given the runner's open issue."""
+    issue = find_issue(gh, label, runner, author)
+    text = f"{message.text}\n\n{marker(runner, message.state)}"
+    if issue is None:
+        if message.mode != OPEN:
+            return []
+        body = f"{text}\n\n{message.advice}" if message.advice else text
+        return [("create", (message.title, body, [label]))]
+    number = issue["number"]
+    if message.mode == CLOSE:
+        return [("comment", (number, text)), ("close", number)]
+    if last_state(gh, issue, runner, author) == message.state:
+        said = "reports this outage" if message.mode == OPEN else "says so"
+        return [("nothing", f"#{number} already {said}")]
+    return [("comment", (number, f"New occurrence: {text}" if message.mode == OPEN else text))]
+
+
+def apply(gh: GitHub, actions: list[tuple[str, Any]], dry_run: bool, author: str) -> list[str]:
+    """Make the writes; a line for each. UntrustedAuthor when the issue opened is not
+    ``author``'s: later runs would not find it and would open another each time."""
+    prefix = "would " if dry_run else ""
+    lines = []
+    for action, args in actions:
+        if action == "nothing":
+            lines.append(f"nothing to post: {args}")
+        elif action == "create":
+            title, body, labels = args
+            issue = {"number": "?"} if dry_run else gh.create_issue(title, body, labels)
+            lines.append(f"{prefix}open issue #{issue['number']}: {title}")
+            if not dry_run and not written_by(issue, author):
+                login = (issue.get("user") or {}).get("login")
+                raise UntrustedAuthor(issue["number"], login, author)
+        elif action == "comment":
+            number, body = args
+            if not dry_run:
+                gh.comment_issue(number, body)
+            lines.append(f"{prefix}comment on #{number}: {body.splitlines()[0]}")
+        elif action == "close":
+            if not dry_run:
+                gh.close_issue(args)
+            lines.append(f"{prefix}close #{args}")
+    return lines
+
+
+def post(
+    gh: GitHub, message: Post, *, runner: str, label: str, author: str, dry_run: bool = False
+) -> list[str]:
+    """One issue per runner, a comment per occurrence, closed on recovery: what ``message``
+    changes on GitHub, a line each (none when there is nothing to change)."""
+    return apply(gh, plan(gh, message, runner, label, author), dry_run, author)
+
+
 def run_link() -> str:
     server, repo, run = (
         os.environ.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
@@ -168,62 +255,34 @@ ADVICE = """What to do (on the Mac, or on the VM as root):
 ```
 
 A full disk ("No space left on device"): `multipass exec assay-bpf-runner -- sudo bash -s < remediations/free_disk.sh`.
-This issue is updated by the runner-health workflow and closed when the runner is back online."""
+No heartbeat: is the VM running, is its runner-health timer (or cron entry) enabled, does `./health_check.sh` run by hand?
+This issue is updated by the runner-health workflow and closed when the runner is back online (and, with a heartbeat, runner-health on it reports again)."""
 
 
-def decide(
-    gh: GitHub, finding: Finding, summary: dict[str, Any], label: str, runner: str, author: str
-) -> list[tuple[str, Any]]:
-    """The writes this run should make, as (action, args) pairs."""
-    if finding.state in (UNKNOWN, SILENCED):
-        return []
-    issue = find_issue(gh, label, runner, author)
-    text = describe(finding, summary) + "\n\n" + marker(runner, finding.state)
+def workflow_post(finding: Finding, summary: dict[str, Any], runner: str) -> Post | None:
+    """What the workflow tells the runner's issue about ``finding`` (None: nothing)."""
+    text = describe(finding, summary)
     if finding.state == DOWN:
-        if issue is None:
-            title = f"Self-hosted runner {runner} is offline with queued jobs"
-            return [("create", (title, f"{text}\n\n{ADVICE}", [label]))]
-        if last_state(gh, issue, runner, author) == DOWN:
-            return [("nothing", f"#{issue['number']} already reports this outage")]
-        return [("comment", (issue["number"], f"New occurrence: {text}"))]
-    if issue is None:
-        return []
+        title = f"Self-hosted runner {runner} is offline with queued jobs"
+        return Post(DOWN, OPEN, text, title, ADVICE)
+    if finding.state == STALE:
+        title = f"runner-health on {runner} has stopped reporting"
+        return Post(STALE, OPEN, text, title, ADVICE)
     if finding.state == ONLINE:
-        return [
-            ("comment", (issue["number"], f"Runner {runner} is back online.\n\n{text}")),
-            ("close", issue["number"]),
-        ]
-    # OFFLINE: say once that nothing waits any more, so that jobs queueing again count as new.
-    if last_state(gh, issue, runner, author) == DOWN:
-        return [("comment", (issue["number"], f"No job waits any more. {text}"))]
-    return [("nothing", f"#{issue['number']} already says so")]
+        return Post(ONLINE, CLOSE, f"Runner {runner} is back online.\n\n{text}")
+    if finding.state == OFFLINE:  # said once, so that jobs queueing again count as new
+        return Post(OFFLINE, NOTE, text)
+    return None  # UNKNOWN, SILENCED
 
 
-def apply(gh: GitHub, actions: list[tuple[str, Any]], dry_run: bool, author: str) -> None:
-    prefix = "would " if dry_run else ""
-    for action, args in actions:
-        if action == "nothing":
-            print(f"nothing to post: {args}")
-        elif action == "create":
-            title, body, labels = args
-            issue = {"number": "?"} if dry_run else gh.create_issue(title, body, labels)
-            print(f"{prefix}open issue #{issue['number']}: {title}")
-            if not dry_run and not written_by(issue, author):
-                # Later runs would not find this issue and open another each time.
-                login = (issue.get("user") or {}).get("login")
-                raise UntrustedAuthor(
-                    f"#{issue['number']} shows {login} as its author, but only {author}'s "
-                    f"issues and comments are trusted: run with --trusted-author {login}"
-                )
-        elif action == "comment":
-            number, body = args
-            if not dry_run:
-                gh.comment_issue(number, body)
-            print(f"{prefix}comment on #{number}: {body.splitlines()[0]}")
-        elif action == "close":
-            if not dry_run:
-                gh.close_issue(args)
-            print(f"{prefix}close #{args}")
+def with_heartbeat(finding: Finding, stale: str | None) -> Finding:
+    """``finding`` with the heartbeat's verdict (``stale``: why it is stale, None: fresh):
+    runs that stopped are an alert of their own, unless the runner is DOWN, which says more."""
+    if stale is None:
+        return finding
+    if finding.state == DOWN:
+        return replace(finding, details=(*finding.details, f"heartbeat: {stale}"))
+    return Finding(STALE, stale, (*finding.details, f"GitHub: {finding.reason}"))
 
 
 def newest_summary(reports: Path) -> Path:
@@ -270,6 +329,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"writes as (default: {DEFAULT_TRUSTED_AUTHOR}, a workflow's GITHUB_TOKEN)",
     )
     parser.add_argument(
+        "--heartbeat",
+        default="",
+        metavar="VALUE",
+        help="the heartbeat runner-health on the runner leaves (the workflow passes "
+        "${{ vars.<alerts.heartbeat_variable> }}): too old, and the issue says the runs stopped; "
+        "empty: no heartbeat configured",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="print what would be posted, post nothing"
     )
     return parser.parse_args(argv)
@@ -304,21 +371,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot read the checks' summary: {exc}", file=sys.stderr)
         return 1
     runner = summary.get("runner") or settings.runner.name
-    finding = assess(summary)
+    finding = with_heartbeat(
+        assess(summary), heartbeat.stale(args.heartbeat, datetime.now(timezone.utc))
+    )
     print(f"runner {runner}: {finding.state}: {finding.reason}")
+    message = workflow_post(finding, summary, runner)
+    if message is None:
+        print("nothing to post")
+        return 0
     # Issues live in one repository, whatever the runner's scope.
     gh = GitHub(replace(settings.github, repository=repository, organization=None), token)
     try:
-        actions = decide(gh, finding, summary, args.label, runner, args.trusted_author)
-        apply(gh, actions, args.dry_run, args.trusted_author)
+        lines = post(
+            gh,
+            message,
+            runner=runner,
+            label=args.label,
+            author=args.trusted_author,
+            dry_run=args.dry_run,
+        )
     except GitHubError as exc:
         print(redact.scrub(f"GitHub: {exc}"), file=sys.stderr)
         return 1
     except UntrustedAuthor as exc:
-        print(exc, file=sys.stderr)
+        print(f"{exc}: run with --trusted-author {exc.login}", file=sys.stderr)
         return 1
-    if not actions:
-        print("nothing to post")
+    print("\n".join(lines or ["nothing to post"]))
     return 0
 
 

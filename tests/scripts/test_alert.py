@@ -8,12 +8,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import requests
 
-from runner_health import alert
+from runner_health import alert, heartbeat
 from runner_health import config as config_module
 from runner_health.plugin import CheckRecord
 from tests.scripts.conftest import ROOT, run_script
@@ -295,6 +296,55 @@ def test_a_silenced_online_or_queue_check_never_opens_an_issue(fake, config, tmp
     assert result.returncode == 0, result.stderr
     assert "silenced: silenced in the config" in result.stdout
     assert "VM moves to a new host" in result.stdout
+    assert fake.issues() == []
+
+
+def beat(config: Path, minutes_ago: float) -> str:
+    """The heartbeat variable's value as runner-health on the VM leaves it (every 5 minutes)."""
+    when = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
+    return heartbeat.value({"status": "healthy"}, config_module.load(config), when)
+
+
+def test_a_stale_heartbeat_opens_the_issue_and_a_fresh_one_closes_it(fake, config, tmp_path):
+    """GitHub shows the runner online, but runner-health on it has not reported for 20 minutes
+    (3 intervals are 15): the VM, its timer or runner-health is dead. Once it reports again
+    and the runner is online, the issue closes."""
+    stale = run_alert(fake, config, "--summary", back(tmp_path), "--heartbeat", beat(config, 20))
+    assert stale.returncode == 0, stale.stderr
+    assert f"runner {RUNNER}: stale: no heartbeat from runner-health on {RUNNER}" in stale.stdout
+    assert f"open issue #1: runner-health on {RUNNER} has stopped reporting" in stale.stdout
+    (issue,) = fake.issues()
+    assert "the VM, its timer or runner-health itself is down" in issue["body"]
+    assert "GitHub: GitHub shows the runner online" in issue["body"]
+    again = run_alert(fake, config, "--summary", back(tmp_path), "--heartbeat", beat(config, 25))
+    assert "#1 already reports this outage" in again.stdout
+    fresh = run_alert(fake, config, "--summary", back(tmp_path), "--heartbeat", beat(config, 1))
+    assert fresh.returncode == 0, fresh.stderr
+    assert "close #1" in fresh.stdout
+    assert fake.issues()[0]["state"] == "closed"
+
+
+def test_down_wins_over_a_stale_heartbeat_and_mentions_it(fake, config, tmp_path):
+    result = run_alert(fake, config, "--summary", down(tmp_path), "--heartbeat", beat(config, 60))
+    assert result.returncode == 0, result.stderr
+    assert "down: the runner is offline at GitHub and jobs are queued" in result.stdout
+    (issue,) = fake.issues()
+    assert "is offline with queued jobs" in issue["title"]
+    assert "- heartbeat: no heartbeat from runner-health" in issue["body"]
+
+
+def test_a_heartbeat_that_is_not_runner_healths_is_stale(fake, config, tmp_path):
+    """Anyone with write access can set the variable: what stale() cannot read alerts too."""
+    result = run_alert(fake, config, "--summary", offline_idle(tmp_path), "--heartbeat", "hi")
+    assert result.returncode == 0, result.stderr
+    assert f"runner {RUNNER}: stale: heartbeat unreadable (not JSON)" in result.stdout
+    assert len(fake.issues()) == 1
+
+
+def test_no_heartbeat_configured_changes_nothing(fake, config, tmp_path):
+    result = run_alert(fake, config, "--summary", back(tmp_path), "--heartbeat", "")
+    assert result.returncode == 0, result.stderr
+    assert "runner assay-bpf-runner: online" in result.stdout
     assert fake.issues() == []
 
 
