@@ -189,6 +189,14 @@ def test_the_file_is_readable_by_node_exporter_and_replaced_whole(written):
     check_with_promtool(written)  # an empty run is still a valid file
 
 
+def test_what_a_killed_write_left_is_removed_by_the_next(tmp_path):
+    path = tmp_path / "runner_health.prom"
+    (tmp_path / ".runner_health.prom.k1ll3d.tmp").write_text("half a fi")
+    (tmp_path / "other.prom").write_text("someone else's\n")
+    metrics.write(path, SUMMARY, HISTORY, COUNTS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.prom", "runner_health.prom"]
+
+
 def test_a_link_in_place_of_the_file_is_replaced_not_followed(tmp_path):
     target = tmp_path / "elsewhere"
     target.write_text("precious\n")
