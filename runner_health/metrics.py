@@ -57,11 +57,15 @@ SINGLE = (
 )
 # Measurements per path (``free_bytes:/var``): (prefix, metric, help).
 PER_PATH = (
-    ("free_bytes:", "disk_free_bytes", "Free space on the filesystem holding the path, in the VM."),
+    (
+        "free_bytes:",
+        "disk_free_bytes",
+        "Free space on the filesystem holding the path, on the target (the runner's VM).",
+    ),
     (
         "free_inodes:",
         "disk_free_inodes",
-        "Free inodes on the filesystem holding the path, in the VM.",
+        "Free inodes on the filesystem holding the path, on the target (the runner's VM).",
     ),
 )
 
