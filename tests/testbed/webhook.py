@@ -13,7 +13,8 @@ else a failure.
 ...     hook.calls              # every POST's decoded JSON body, in order
 
 ``mode``: ``"ok"`` answers 200 ``ok``; ``"hang"`` reads the request and never answers (until
-the webhook is closed); ``"500"`` answers 500 ``rollup_error``. Every POST is recorded,
+the webhook is closed); ``"500"`` answers 500 ``rollup_error``; ``"429"`` answers 429
+``rate_limited`` with ``Retry-After: 30`` (Slack's rate limit). Every POST is recorded,
 whatever the mode (a retried send shows up once per try). A body that is not JSON is
 recorded as ``{"_invalid": <text>}`` and answered 400 ``invalid_payload``, as Slack does.
 
@@ -31,7 +32,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-MODES = ("ok", "hang", "500")
+MODES = ("ok", "hang", "500", "429")
 MAX_BODY = 1024 * 1024
 
 
@@ -108,12 +109,21 @@ class RecordingWebhook:
             return None
         if self.mode == "500":
             return self._reply(handler, 500, "rollup_error")
+        if self.mode == "429":
+            return self._reply(handler, 429, "rate_limited", (("Retry-After", "30"),))
         return self._reply(handler, 200, "ok")
 
     @staticmethod
-    def _reply(handler: BaseHTTPRequestHandler, status: int, text: str) -> None:
+    def _reply(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        text: str,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         body = text.encode()
         handler.send_response(status)
+        for name, value in headers:
+            handler.send_header(name, value)
         handler.send_header("Content-Type", "text/plain; charset=utf-8")
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
