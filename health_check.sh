@@ -7,13 +7,17 @@ set -euo pipefail
 usage() {
 	cat <<'EOF'
 Usage: health_check.sh [--status | --recover | --dry-run] [-- PYTEST-ARGS...]
+       health_check.sh --reset [-- --config PATH]
        health_check.sh --install-cron | --install-timer | --uninstall [--purge]
        health_check.sh --version | --help
 
   (no option)      check the runner and heal what fails (pytest checks)
   --status         read-only: report one line per check, change nothing (--no-remediate)
-  --recover        force the full recovery: re-register and restart the runner
+  --recover        force the full recovery: re-register and restart the runner (lifts every
+                   hold: each fix may run again)
   --dry-run        print the remediation each failing check would run; change nothing
+  --reset          lift every hold (a fix that ran remediation.max_attempts times within
+                   remediation.window_minutes is held: not run again); prints what it cleared
   --install-cron   add a crontab line running this script every 5 minutes (idempotent), then
                    run that line once, as cron will, and say whether it works
   --install-timer  install runner-health.service + runner-health.timer (every 5 minutes;
@@ -189,6 +193,14 @@ run_checks() {
 	if names_checks "$@"; then where=(); fi
 	# exec: pytest's exit status is ours, and a signal reaches pytest itself.
 	exec "$VENV/bin/pytest" ${where[@]+"${where[@]}"} "$@"
+}
+
+# The state store's --reset, with the venv and the folder a run uses (its state file is found
+# the same way: the config's state_file, relative to this checkout).
+reset_holds() {
+	ensure_venv
+	cd "$HERE"
+	exec "$VENV/bin/python" -m runner_health.state --reset "$@"
 }
 
 # -- cron --------------------------------------------------------------------------------
@@ -572,9 +584,9 @@ main() {
 			[ -z "$mode" ] || die_usage "$mode and $1 don't go together"
 			mode=$1
 			;;
-		--install-cron | --install-timer | --uninstall | --version)
+		--install-cron | --install-timer | --uninstall | --version | --reset)
 			[ "$action" = check ] ||
-				die_usage "one of --install-cron, --install-timer, --uninstall, --version"
+				die_usage "one of --install-cron, --install-timer, --uninstall, --version, --reset"
 			action=${1#--}
 			;;
 		--purge) purge=1 ;;
@@ -591,6 +603,10 @@ main() {
 		shift
 	done
 	if [ "$purge" = 1 ] && [ "$action" != uninstall ]; then die_usage "--purge goes with --uninstall"; fi
+	if [ "$action" = reset ]; then
+		[ -z "$mode" ] || die_usage "--reset and $mode don't go together"
+		reset_holds "$@"
+	fi
 	if [ "$action" != check ]; then
 		if [ -n "$mode" ] || [ $# -gt 0 ]; then die_usage "--$action takes no other arguments"; fi
 		case $action in

@@ -20,6 +20,12 @@ it for you. A check that needs the admin token on a machine without one
 
 ``mode = "report"`` and ``--no-remediate`` run no fix. A silenced check runs and is
 reported ("silenced") but gets no fix and never counts toward the exit status.
+
+Runs remember (``runner_health.state``): a fix that ran ``remediation.max_attempts`` times
+within ``remediation.window_minutes`` is not run again until the window has passed (or
+``--recover``): its failing check is "held" (exit 1, like failed). At the end of a run the
+store turns the summary into events (unhealthy, held, flapping, recovered: changes only),
+which go to the alert channels, and the metrics file and the history page are rewritten.
 """
 
 from __future__ import annotations
@@ -39,7 +45,18 @@ import pytest
 import pytest_html
 from testinfra.host import Host
 
-from runner_health import __version__, observe, redact, reports, targets, verdict
+from runner_health import (
+    __version__,
+    heartbeat,
+    metrics,
+    notify,
+    observe,
+    redact,
+    reports,
+    state,
+    targets,
+    verdict,
+)
 from runner_health import config as config_module
 from runner_health import lock as run_lock
 from runner_health.config import ConfigError, Settings, Silence
@@ -79,7 +96,7 @@ class CheckRecord:
 
     nodeid: str
     condition: str
-    outcome: str = "passed"  # passed | healed | failed | unknown | skipped | silenced
+    outcome: str = "passed"  # passed | healed | failed | unknown | skipped | silenced | held
     remediation: str | None = None
     failure: str | None = None  # one line: the assert's message, the cause, the skip reason
     steps: list[str] = field(default_factory=list)
@@ -108,7 +125,9 @@ class Run:
     status: ExitCode | None = None
     summary: dict[str, Any] = field(default_factory=dict)  # what summary.json holds
     deferred: list[tuple[Host, str]] = field(default_factory=list)  # Steps.after_run
-    warnings: list[str] = field(default_factory=list)  # silences, pruning
+    warnings: list[str] = field(default_factory=list)  # silences, pruning, the state file
+    store: state.Store | None = None  # what earlier runs left (None: collect-only)
+    lines: list[str] = field(default_factory=list)  # events and alerts, for the terminal
 
     @property
     def silences(self) -> list[Silence]:
@@ -181,8 +200,8 @@ def pytest_configure(config: pytest.Config) -> None:
         token = config_module.resolve_token(settings)
     except ConfigError as exc:
         raise pytest.UsageError(f"runner-health config: {exc}") from None
-    if token is not None:
-        redact.register(token)
+    for secret in (token, *settings.alerts.secrets):  # the webhook and ping URLs too
+        redact.register(secret)
     settings = replace(settings, token=token)
     run = Run(
         settings,
@@ -192,6 +211,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     run.lock = _take_lock(settings)
     config.stash[RUN] = run
+    run.store, warnings = state.Store.open(_resolve(config, settings.state_file))
+    run.warnings += warnings
+    if config.option.recover and (lifted := run.store.reset_holds()):
+        run.lines.append(f"--recover: lifted the hold on {', '.join(lifted)}")
     run.report_dir = _report_dir(config, settings)  # under the lock: run folders are numbered
     config.option.htmlpath = str(run.report_dir / "report.html")
     config.option.self_contained_html = True
@@ -219,15 +242,18 @@ def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
     metadata["Mode"] = verdict.MODE_WORDS[run.mode]
 
 
+def _resolve(config: pytest.Config, path: Path) -> Path:
+    """A configured path: relative ones are relative to the project, like pytest's own."""
+    return path if path.is_absolute() else config.rootpath / path
+
+
 def _report_dir(config: pytest.Config, settings: Settings) -> Path:
     """--reports-dir as given (never pruned around), else a new marked folder to prune later."""
     if config.option.reports_dir:
         path = Path(config.option.reports_dir)
         path.mkdir(parents=True, exist_ok=True)
         return path
-    base = settings.reports_directory
-    if not base.is_absolute():
-        base = config.rootpath / base
+    base = _resolve(config, settings.reports_directory)
     return reports.create_run_dir(base, datetime.now(timezone.utc))
 
 
@@ -328,12 +354,25 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _why_no_fix(run: Run, item: pytest.Item) -> str | None:
-    """Why this check's fix may not run (a silence, an unhealthy prerequisite), or None."""
+    """Why this check's fix may not run (a silence, an unhealthy prerequisite, a spent
+    budget: "held: ..."), or None."""
     if item.stash[SILENCE] is not None:
         return "silenced"
     needs = [needed for m in item.iter_markers("needs") for needed in m.args]
     unhealthy = next((needed for needed in needs if needed in run.unhealthy), None)
-    return None if unhealthy is None else f"prerequisite '{unhealthy}' is unhealthy"
+    if unhealthy is not None:
+        return f"prerequisite '{unhealthy}' is unhealthy"
+    marker = item.get_closest_marker("remediation")
+    if marker is None or run.store is None or run.settings is None:
+        return None
+    budget = run.settings.remediation
+    return run.store.hold_reason(
+        marker.args[0], datetime.now(timezone.utc), budget.max_attempts, budget.window_minutes
+    )
+
+
+def _held(item: pytest.Item) -> bool:
+    return (item.stash.get(NO_FIX, None) or "").startswith("held: ")
 
 
 # -- fixtures ----------------------------------------------------------------------------
@@ -349,10 +388,12 @@ def settings(request: pytest.FixtureRequest) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def github(settings: Settings) -> GitHub:
+def github(settings: Settings, request: pytest.FixtureRequest) -> GitHub:
     """The GitHub API client (the one place that talks to GitHub); without a token
-    (``github.use_token = false``) only GitHub's clock can be read."""
-    return GitHub(settings.github, settings.token)
+    (``github.use_token = false``) only GitHub's clock can be read. Its ETags live in the
+    state store: the next cron run's requests get 304s."""
+    store = request.config.stash[RUN].store
+    return GitHub(settings.github, settings.token, etags=None if store is None else store.etags)
 
 
 @pytest.fixture(scope="session")
@@ -459,7 +500,7 @@ def pytest_runtest_makereport(
             _run_fix(item, report, record)
             record.duration_seconds += monotonic() - started
         elif (
-            run.remediate
+            (run.remediate or _held(item))  # held says so in every mode: --status too
             and item.stash.get(NO_FIX, None)
             and (marker := item.get_closest_marker("remediation"))
         ):
@@ -507,7 +548,10 @@ def _run_fix(item: pytest.Item, report: pytest.TestReport, record: CheckRecord) 
     except (RemediationFailed, Exception) as exc:  # a broken fix must not end the run
         steps.note(f"failed: {type(exc).__name__}: {exc}")
         record.fix_result = "failed"
-    item.config.stash[RUN].deferred += steps.deferred
+    run = item.config.stash[RUN]
+    if not steps.dry_run:
+        _count_attempt(run, name, record.fix_result)
+    run.deferred += steps.deferred
     record.steps = list(steps.lines)
     text = redact.scrub(steps.text)
     # Inline in the row (a text extra would only be a link): what ran, its output, the verdict.
@@ -519,6 +563,17 @@ def _run_fix(item: pytest.Item, report: pytest.TestReport, record: CheckRecord) 
     item.user_properties.append(("remediation", name))
     item.user_properties.append(("remediation_result", record.fix_result))
     item.user_properties.append(("remediation_steps", text))
+
+
+def _count_attempt(run: Run, fix: str, result: str) -> None:
+    """A fix that really ran counts toward its budget, saved at once: a run killed later
+    (the timer's timeout) must not give it another try."""
+    assert run.store is not None
+    run.store.record_attempt(fix, result, datetime.now(timezone.utc))
+    try:
+        run.store.save()
+    except (OSError, state.StateError) as exc:
+        run.warnings.append(f"state file not saved: {exc}")
 
 
 def _finish(
@@ -533,8 +588,8 @@ def _finish(
         record.outcome = "skipped"
         record.failure = _summary_line(report)
     elif report.failed and (final or report.when != "call"):
-        record.outcome = "unknown" if unobserved else "failed"
-        run.unhealthy.setdefault(record.condition, record.outcome)
+        record.outcome = "unknown" if unobserved else "held" if _held(item) else "failed"
+        run.unhealthy.setdefault(record.condition, "unknown" if unobserved else "failed")
     elif report.passed and report.when == "call":
         record.outcome = "healed" if record.fix_result == "done" else "passed"
     record.measurements = {
@@ -619,8 +674,50 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             for r in run.records.values()
         ],
     }
+    now = datetime.now(timezone.utc)
+    events = _guarded(run, "state", lambda: run.store.record_run(run.summary, now, run.settings))
+    run.summary["events"] = [asdict(event) for event in events or []]
+    run.lines += [f"event: {event.kind}: {event.text}" for event in events or []]
     text = redact.scrub(json.dumps(run.summary, indent=2))
     (run.report_dir / "summary.json").write_text(text + "\n")
+    _tell(session.config, run, events or [])
+
+
+def _tell(config: pytest.Config, run: Run, events: list[state.Event]) -> None:
+    """What the run leaves for later runs, monitoring and people; each step may fail alone
+    (a warning line), never the run."""
+    assert run.store is not None and run.settings is not None and run.report_dir is not None
+    settings, store, summary = run.settings, run.store, run.summary
+    _guarded(run, "state file", store.save)
+    metrics_file = _resolve(config, settings.metrics_textfile)
+    _guarded(
+        run,
+        "metrics",
+        lambda: metrics.write(metrics_file, summary, store.history(), store.remediation_counts()),
+    )
+    if not config.option.reports_dir:
+        base = run.report_dir.parent
+        _guarded(run, "history page", lambda: _late("history").write_index(base, store.history()))
+    github = GitHub(settings.github, settings.token, etags=store.etags) if settings.token else None
+    run.lines += (
+        _guarded(run, "alerts", lambda: notify.send(events, summary, settings, github)) or []
+    )
+    run.lines += _guarded(run, "heartbeat", lambda: heartbeat.beat(summary, settings, github)) or []
+
+
+def _late(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"runner_health.{name}")
+
+
+def _guarded(run: Run, what: str, step: Callable[[], Any]) -> Any:
+    """``step()``, or None and a warning line when it fails: the run's verdict stands."""
+    try:
+        return step()
+    except Exception as exc:  # whatever breaks here must not change the run's status
+        run.lines.append(redact.scrub(f"warning: {what}: {type(exc).__name__}: {exc}"))
+        return None
 
 
 def _status(run: Run, exitstatus: int) -> ExitCode:
@@ -631,6 +728,7 @@ def _status(run: Run, exitstatus: int) -> ExitCode:
     outcomes = {r.outcome for r in run.records.values()}
     for outcome, status in (
         ("failed", ExitCode.UNHEALTHY),
+        ("held", ExitCode.UNHEALTHY),
         ("unknown", ExitCode.UNKNOWN),
         ("healed", ExitCode.HEALED),
     ):
@@ -668,6 +766,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
     for warning in run.warnings:
         terminalreporter.write_line(f"warning: {warning}")
+    for line in run.lines:
+        terminalreporter.write_line(redact.scrub(line))
     status = run.status if run.status is not None else ExitCode(exitstatus)
     terminalreporter.write_line(
         f"status: {status.label} (exit {int(status)}); reports: {run.report_dir}"

@@ -94,7 +94,11 @@ def _silences(silences: Iterable[Any]) -> str:
 
 def _failed(checks: list[Mapping[str, Any]]) -> list[str]:
     """Checks whose first attempt failed (the healed ones too), with their failure line."""
-    return [_said(c, c.get("failure")) for c in checks if c.get("outcome") in ("failed", "healed")]
+    return [
+        _said(c, c.get("failure"))
+        for c in checks
+        if c.get("outcome") in ("failed", "healed", "held")
+    ]
 
 
 def _done(checks: list[Mapping[str, Any]]) -> list[str]:
@@ -110,10 +114,11 @@ def _changed(checks: list[Mapping[str, Any]]) -> list[str]:
 
 
 def _still_wrong(checks: list[Mapping[str, Any]]) -> list[str]:
+    """A held check says why its fix no longer runs: it tried its budget in the window."""
     return [
-        _said(c, c.get("failure"), "failed" if c.get("outcome") == "failed" else "unknown")
+        _said(c, c.get("failure"), str(c["outcome"]))
         for c in checks
-        if c.get("outcome") in ("failed", "unknown")
+        if c.get("outcome") in ("failed", "unknown", "held")
     ]
 
 

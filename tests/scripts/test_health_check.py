@@ -12,12 +12,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 import runner_health
 from runner_health.exitcodes import ExitCode
+from runner_health.state import Store
 from tests.scripts.conftest import (
     ROOT,
     cron_command,
@@ -410,6 +412,7 @@ def test_status_for_real_against_the_fake_github(tmp_path, fakes):
         config.write_text(
             f"""target = "local://"
 lock_file = "{tmp_path}/lock"
+state_file = "{tmp_path}/state.json"
 [github]
 repository = "{fake.owner}/{fake.repo}"
 api_url = "{fake.url}"
@@ -438,6 +441,30 @@ directory = "{tmp_path}/reports"
     (summary,) = (tmp_path / "reports").glob("*/summary.json")
     assert json.loads(summary.read_text())["mode"] == "no-remediate"
     assert token not in result.stdout + result.stderr
+
+
+def test_reset_lifts_every_hold_with_the_venv_a_run_uses(tmp_path, fakes):
+    """--reset runs the state store's reset from the checkout: the hold a failing fix earned
+    is gone, and it says which fix it cleared."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'state_file = "{tmp_path}/state/state.json"\n'
+        '[github]\nrepository = "acme/ci"\n[runner]\nname = "vm1"\n'
+    )
+    store, _ = Store.open(tmp_path / "state" / "state.json")
+    for _ in range(3):
+        store.record_attempt("free_disk", "failed", datetime.now(timezone.utc))
+    store.save()
+    venv = {"RUNNER_HEALTH_VENV": str(ROOT / ".venv")}
+    result = health_check(["--reset", "--", "--config", str(config)], fakes, venv)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "cleared the attempts of: free_disk\n"
+    store, warnings = Store.open(tmp_path / "state" / "state.json")
+    assert (
+        warnings == [] and store.hold_reason("free_disk", datetime.now(timezone.utc), 3, 60) is None
+    )
+    assert "--reset" in health_check(["--help"], fakes, {}).stdout
+    assert health_check(["--reset", "--status"], fakes, venv).returncode == 4
 
 
 # --- the first day: a Python that fits, a venv that works, user paths, the first run --------

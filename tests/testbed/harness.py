@@ -27,6 +27,7 @@ LABELS = ["self-hosted", "linux", "x64", "bpf-lsm", "kernel-6.1"]
 CONFIG = """\
 target = "{target}"
 lock_file = "{lock}"
+{state_file_line}
 
 [github]
 repository = "{owner}/{repo}"
@@ -47,9 +48,12 @@ max_clock_offset_seconds = 30
 [remediation]
 online_wait_seconds = 60
 command_timeout_seconds = 120
+{remediation}
 
 [reports]
 directory = "{reports}"
+
+{extra}
 """
 
 
@@ -61,8 +65,12 @@ def config_text(
     lock: str,
     reports: str,
     token_file: str | None = None,
+    state_file: str | None = None,
+    remediation: str = "",
+    extra: str = "",
 ) -> str:
-    """A runner-health config for the test bed's runner and the fake GitHub."""
+    """A runner-health config for the test bed's runner and the fake GitHub; ``remediation``
+    adds keys to [remediation] (``max_attempts = 2``), ``extra`` adds tables (``[alerts]``)."""
     return CONFIG.format(
         target=target,
         name=RUNNER_NAME,
@@ -74,6 +82,9 @@ def config_text(
         labels=json.dumps(LABELS),
         reports=reports,
         token_file_line=f'token_file = "{token_file}"' if token_file else "",
+        state_file_line=f'state_file = "{state_file}"' if state_file else "",
+        remediation=remediation,
+        extra=extra,
     )
 
 
@@ -102,14 +113,24 @@ class Outcome:
 
 
 class Suite:
-    """Runs `python -m pytest checks` against the test bed, as cron or a user would."""
+    """Runs `python -m pytest checks` against the test bed, as cron or a user would. Its state
+    file is its own (root's default, /var/lib/runner-health, would be this host's)."""
 
-    def __init__(self, vm: TestbedVM, fake: FakeGitHub, workdir: Path) -> None:
+    def __init__(
+        self,
+        vm: TestbedVM,
+        fake: FakeGitHub,
+        workdir: Path,
+        *,
+        remediation: str = "",
+        extra: str = "",
+    ) -> None:
         self.vm = vm
         self.fake = fake
         self.workdir = workdir
         self.config = workdir / "runner-health.toml"
         self.lock = workdir / "runner-health.lock"
+        self.state_file = workdir / "state" / "state.json"
         self.config.write_text(
             config_text(
                 fake,
@@ -117,6 +138,9 @@ class Suite:
                 api_url=fake.url,
                 lock=str(self.lock),
                 reports=str(workdir / "reports"),
+                state_file=str(self.state_file),
+                remediation=remediation,
+                extra=extra,
             )
         )
         self.runs = 0
