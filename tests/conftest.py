@@ -1,0 +1,21 @@
+"""What every test shares: no `pytest checks` a test starts uses root's machine-wide state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ISOLATED_STATE = Path(__file__).parent / "isolated_state"
+
+
+@pytest.fixture(autouse=True)
+def _private_state_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each project's state file goes next to its reports (isolated_state_plugin.py): only
+    that one module is put on the path, nothing that could shadow an installed package."""
+    monkeypatch.setenv("PYTEST_PLUGINS", "isolated_state_plugin")
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join(filter(None, [str(ISOLATED_STATE), os.environ.get("PYTHONPATH")])),
+    )
