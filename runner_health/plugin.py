@@ -48,6 +48,7 @@ from testinfra.host import Host
 from runner_health import (
     __version__,
     heartbeat,
+    history,
     metrics,
     notify,
     observe,
@@ -697,18 +698,12 @@ def _tell(config: pytest.Config, run: Run, events: list[state.Event]) -> None:
     )
     if not config.option.reports_dir:
         base = run.report_dir.parent
-        _guarded(run, "history page", lambda: _late("history").write_index(base, store.history()))
+        _guarded(run, "history page", lambda: history.write_index(base, store.history()))
     github = GitHub(settings.github, settings.token, etags=store.etags) if settings.token else None
     run.lines += (
         _guarded(run, "alerts", lambda: notify.send(events, summary, settings, github)) or []
     )
     run.lines += _guarded(run, "heartbeat", lambda: heartbeat.beat(summary, settings, github)) or []
-
-
-def _late(name: str) -> Any:
-    import importlib
-
-    return importlib.import_module(f"runner_health.{name}")
 
 
 def _guarded(run: Run, what: str, step: Callable[[], Any]) -> Any:

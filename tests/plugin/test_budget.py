@@ -154,18 +154,27 @@ def test_events_say_what_changed(budgeted):
     assert result.ret == 0
     history = state_file(project)["checks"]["test_thing"]
     assert history["first_failure"] is None and history["time_to_heal_seconds"] > 0
+    assert "runner_health_check_up" in (project.path / "reports" / "runner_health.prom").read_text()
+    assert "test_thing" in (project.path / "reports" / "index.html").read_text()
 
 
-def test_a_state_file_that_cannot_be_kept_is_a_warning_not_a_changed_status(budgeted):
+def test_a_state_file_or_metrics_file_that_cannot_be_written_is_a_warning_not_a_changed_status(
+    budgeted,
+):
     project = budgeted
     write(project, "thing", FAILING)
     shared = project.path / "shared"
     shared.mkdir(mode=0o777)
     shared.chmod(0o777)
     config = project.path / "runner-health.toml"
-    config.write_text(f'state_file = "{shared}/state.json"\n' + config.read_text())
+    config.write_text(
+        f'state_file = "{shared}/state.json"\n'
+        + config.read_text()
+        + '[metrics]\ntextfile = "/proc/no-such/runner_health.prom"\n'
+    )
     result, summary = run(project)
     assert result.ret == 1 and summary["status"] == "unhealthy"
     assert any("writable by other users" in w for w in summary["warnings"])
-    assert "writable by other users" in result.stdout.str()
+    result.stdout.fnmatch_lines(["warning: state file: StateError: *writable by other users*"])
+    result.stdout.fnmatch_lines(["warning: metrics: *no-such*"])
     assert not (shared / "state.json").exists()
