@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import errno
 import json
+import math
 import os
 import stat
 import sys
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from runner_health import atomic, lock, redact
+from runner_health.exitcodes import ExitCode
 
 SCHEMA = "runner-health-state"
 VERSION = 1
@@ -365,7 +367,8 @@ def _within(times: list[str], now: datetime, window_minutes: float) -> list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``--reset`` lifts every hold (and says which); ``--show`` prints the history."""
+    """``--reset`` lifts every hold (and says which; 6 while a run holds the lock);
+    ``--show`` prints the history."""
     from runner_health import config as config_module
 
     parser = argparse.ArgumentParser(prog="python -m runner_health.state", description=__doc__)
@@ -378,24 +381,35 @@ def main(argv: list[str] | None = None) -> int:
         settings = config_module.load(config_module.find_config(args.config))
     except config_module.ConfigError as exc:
         print(f"runner-health config: {exc}", file=sys.stderr)
-        return 4
+        return ExitCode.USAGE_ERROR
     path = (
         settings.state_file
         if settings.state_file.is_absolute()
         else Path.cwd() / settings.state_file
     )
-    store, warnings = Store.open(path)
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     if args.show:
-        print(_table(store))
+        store, warnings = Store.open(path)
+        print("\n".join([*(f"warning: {w}" for w in warnings), _table(store)]))
         return 0
-    cleared = store.reset_holds()
+    try:  # a run in progress would write back the holds it read
+        held_lock = lock.take(settings.lock_file, stale_after=math.inf)
+    except lock.LockBusy as exc:
+        print(f"runner-health: {exc}: try again when it has ended", file=sys.stderr)
+        return ExitCode.LOCKED
+    except lock.LockUnusable as exc:
+        print(f"runner-health lock_file: {exc}", file=sys.stderr)
+        return ExitCode.USAGE_ERROR
     try:
+        store, warnings = Store.open(path)
+        cleared = store.reset_holds()
         store.save()
     except (OSError, StateError) as exc:
         print(f"runner-health: cannot write {path}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        held_lock.close()
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"cleared the attempts of: {', '.join(cleared)}" if cleared else "nothing was held")
     return 0
 

@@ -448,7 +448,7 @@ def test_reset_lifts_every_hold_with_the_venv_a_run_uses(tmp_path, fakes):
     is gone, and it says which fix it cleared."""
     config = tmp_path / "config.toml"
     config.write_text(
-        f'state_file = "{tmp_path}/state/state.json"\n'
+        f'state_file = "{tmp_path}/state/state.json"\nlock_file = "{tmp_path}/lock"\n'
         '[github]\nrepository = "acme/ci"\n[runner]\nname = "vm1"\n'
     )
     store, _ = Store.open(tmp_path / "state" / "state.json")

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from runner_health import atomic, state
+from runner_health import atomic, lock, state
 from runner_health.state import Store
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -267,7 +267,8 @@ def test_event_text_is_scrubbed_and_one_line():
 def test_reset_and_show_on_the_command_line(tmp_path, path, capsys):
     config = tmp_path / "runner-health.toml"
     config.write_text(
-        f'state_file = "{path}"\n[github]\nrepository = "acme/ci"\n[runner]\nname = "vm1"\n'
+        f'state_file = "{path}"\nlock_file = "{tmp_path}/lock"\n'
+        '[github]\nrepository = "acme/ci"\n[runner]\nname = "vm1"\n'
     )
     saved_store(path)
     for _ in range(2):
@@ -277,6 +278,11 @@ def test_reset_and_show_on_the_command_line(tmp_path, path, capsys):
     assert state.main(["--show", "--config", str(config)]) == 0
     shown = capsys.readouterr().out
     assert "test_free_space" in shown and "failed" in shown and "attempts" in shown
+    running = lock.take(tmp_path / "lock", stale_after=60)  # a run in progress
+    assert state.main(["--reset", "--config", str(config)]) == 6
+    assert "another runner-health run is in progress" in capsys.readouterr().err
+    running.close()
+    assert Store.open(path)[0].hold_reason("free_disk", datetime.now(timezone.utc), 3, 60)
     assert state.main(["--reset", "--config", str(config)]) == 0
     assert capsys.readouterr().out == "cleared the attempts of: free_disk\n"
     assert Store.open(path)[0].hold_reason("free_disk", datetime.now(timezone.utc), 3, 60) is None
