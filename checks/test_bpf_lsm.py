@@ -17,7 +17,7 @@ def test_bpf_lsm_active(target, settings):
 
 
 def test_kernel_btf_present(target):
-    assert target.file("/sys/kernel/btf/vmlinux").exists, (
+    assert bpf_lsm.btf_present(target), (
         "/sys/kernel/btf/vmlinux is missing: the kernel lacks CONFIG_DEBUG_INFO_BTF"
     )
 
@@ -26,7 +26,7 @@ def test_kernel_matches_runner_label(target, settings):
     wanted = [v for label in settings.runner.labels if (v := bpf_lsm.kernel_version(label))]
     if not wanted:
         pytest.skip("the runner advertises no kernel-X.Y label")
-    release = target.check_output("uname -r")
+    release = bpf_lsm.kernel_release(target)
     assert any(bpf_lsm.runs_kernel(release, version) for version in wanted), (
         f"kernel {release} does not match the runner's label(s) {', '.join('kernel-' + v for v in wanted)}"
     )

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.needs("vm")
 @pytest.mark.parametrize("where", ["root", "work"])
 def test_disk_headroom(target, settings, where, record_property):
     path = "/" if where == "root" else f"{settings.runner.directory}/_work"
-    if where == "work" and not target.file(path).is_directory:
+    if where == "work" and not disk.is_directory(target, path):
         path = settings.runner.directory
     found = disk.usage(target, path)
     record_property(f"free_bytes:{path}", found.free)

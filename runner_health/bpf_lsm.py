@@ -15,12 +15,17 @@ from testinfra.host import Host
 
 from runner_health.config import LSM_LIST
 from runner_health.observe import read
+from runner_health.targets import run
 
 GRUB = "/etc/default/grub"
 # GRUB copies the kernel command line into grub.cfg, a script it parses at boot: only LSM
 # names (and the commas between them) may go there.
 LSM_NAMES = re.compile(LSM_LIST)
 KERNEL_LABEL = re.compile(r"kernel-(\d+\.\d+)")
+LSM = "cat /sys/kernel/security/lsm"
+BTF = "test -e /sys/kernel/btf/vmlinux"
+UNAME = "uname -r"
+COMMANDS = (LSM, BTF, UNAME)  # what the checks read, for a prefetch
 
 
 def kernel_version(label: str) -> str | None:
@@ -36,7 +41,17 @@ def runs_kernel(release: str, version: str) -> bool:
 
 def active(host: Host) -> list[str]:
     """The LSMs the running kernel enabled; CannotObserve when securityfs can't be read."""
-    return read(host, "cat /sys/kernel/security/lsm").strip().split(",")
+    return read(host, LSM).strip().split(",")
+
+
+def btf_present(host: Host) -> bool:
+    """Whether the kernel exposes its BTF (CONFIG_DEBUG_INFO_BTF), which BPF programs need."""
+    return run(host, BTF, timeout=30).rc == 0
+
+
+def kernel_release(host: Host) -> str:
+    """``uname -r``; CannotObserve when it fails."""
+    return read(host, UNAME).strip()
 
 
 def set_lsm_command(lsm: str, grub: str) -> str:

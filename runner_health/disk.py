@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from testinfra.host import Host
 
 from runner_health.observe import CannotObserve, read
+from runner_health.targets import run
 
 GIB = 1024**3
 
@@ -43,6 +44,16 @@ def parse_df(output: str, path: str) -> Usage:
     if found.total <= 0:
         raise CannotObserve(f"df {path}: reports a filesystem of size 0 ({output[-200:]!r})")
     return found
+
+
+def commands(path: str) -> list[str]:
+    """What the disk check reads about ``path``, for a prefetch."""
+    quoted = shlex.quote(path)
+    return [f"df -P -B1 {quoted}", f"df -P -i {quoted}", f"test -d {quoted}"]
+
+
+def is_directory(host: Host, path: str) -> bool:
+    return run(host, f"test -d {shlex.quote(path)}", timeout=30).rc == 0
 
 
 def free_inodes(host: Host, path: str) -> int:

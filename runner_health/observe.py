@@ -6,7 +6,8 @@
 A check fails (an ``assert``) only on a fact it observed. When the reading itself failed
 (a command exited non-zero or timed out, GitHub refused or could not be reached, a tool
 printed something unparseable) the check raises ``CannotObserve``; ``GitHubError``,
-``CommandTimeout`` and ``TargetUnreachable`` (ssh could not connect) count the same. The
+``CommandTimeout``, ``TargetUnreachable`` (ssh could not connect) and ``GarbledPrefetch`` (the
+batched read printed something else than its sections) count the same. The
 healing hook then records the check as "unknown" with the reason and runs no remediation: a
 fix chosen on a reading nobody made is a guess.
 """
@@ -17,7 +18,7 @@ from testinfra.backend.base import CommandResult
 from testinfra.host import Host
 
 from runner_health.github import GitHubError
-from runner_health.targets import CommandTimeout, TargetUnreachable, run
+from runner_health.targets import CommandTimeout, GarbledPrefetch, TargetUnreachable, run
 
 
 class CannotObserve(Exception):
@@ -30,6 +31,7 @@ UNOBSERVABLE: tuple[type[Exception], ...] = (
     GitHubError,
     CommandTimeout,
     TargetUnreachable,
+    GarbledPrefetch,
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from runner_health.steps import RemediationRefused
 from runner_health.targets import as_root, run
 
 SYSTEMD_DIR = "/etc/systemd/system"
+LISTENER = "pgrep -x Runner.Listener"
 
 # svc.sh's unit name: actions.runner.<scope>.<name>.service, where <scope> is owner-repo or
 # the org with every character outside [0-9a-zA-Z._-] turned into "-", spaces in the whole
@@ -157,19 +158,21 @@ class RunnerInstall:
         (root reading, say, /etc/shadow into the report) and never blocking on a FIFO.
         NotRegularFile when it is anything but a regular file.
         """
-        path = f"{self.directory}/{name}"
-        quoted = shlex.quote(path)
-        read = (
+        result = run(self.host, as_root(self.host, self._read_command(name, kib)), timeout=30)
+        if result.rc == 10:
+            return None
+        if result.rc != 0:
+            raise NotRegularFile(f"{self.directory}/{name} is not a regular file (a link?)")
+        return _text(result)
+
+    def _read_command(self, name: str, kib: int) -> str:
+        """_read's command: exit 10 when missing, 11 when not a regular file."""
+        quoted = shlex.quote(f"{self.directory}/{name}")
+        return (
             f"[ -e {quoted} ] || [ -L {quoted} ] || exit 10; "
             f"[ -f {quoted} ] && [ ! -L {quoted} ] || exit 11; "
             f"exec dd if={quoted} iflag=nofollow,nonblock bs=1024 count={kib} status=none"
         )
-        result = run(self.host, as_root(self.host, read), timeout=30)
-        if result.rc == 10:
-            return None
-        if result.rc != 0:
-            raise NotRegularFile(f"{path} is not a regular file (a link?)")
-        return _text(result)
 
     def registration(self) -> dict[str, Any] | None:
         """The parsed ``.runner`` file: None when the runner is not configured, {} when it is
@@ -216,19 +219,34 @@ class RunnerInstall:
     def installed_units(self) -> list[str]:
         """The runner units installed for this runner directory: regular files (never links)
         in the systemd directory, named like a runner unit, with WorkingDirectory= this one."""
+        found = run(self.host, as_root(self.host, self._find_units()), timeout=30).stdout
+        return _unit_names(found.splitlines())
+
+    def active_units(self) -> list[str]:
+        """Those of installed_units() systemd says are active."""
+        listed = run(self.host, as_root(self.host, self._active_units_command()), timeout=30)
+        states = [line.rpartition(" ") for line in listed.stdout.splitlines()]
+        return _unit_names(name for name, _, state in states if state == "active")
+
+    def _find_units(self) -> str:
+        """Paths of the runner unit files whose WorkingDirectory= is this directory."""
         working = shlex.quote(f"WorkingDirectory={self.directory}")
-        find = (
+        return (
             f"find {shlex.quote(self.systemd_dir)} -maxdepth 1 -type f "
             f"-name 'actions.runner.*.service' -exec grep -l -x -F -e {working} -- {{}} +"
         )
-        found = run(self.host, as_root(self.host, find), timeout=30).stdout.splitlines()
-        names = (path.rsplit("/", 1)[-1] for path in found)
-        return sorted(n for n in names if len(n) <= UNIT_NAME_MAX and UNIT_NAME.fullmatch(n))
+
+    def _active_units_command(self) -> str:
+        """``<unit> <state>`` for each installed unit: a fixed command, so a prefetch has it."""
+        return (
+            f"{self._find_units()} | while IFS= read -r p; do "
+            'printf \'%s %s\\n\' "${p##*/}" "$(systemctl is-active -- "${p##*/}")"; done'
+        )
 
     # -x matches the process name (the runner's binaries are called so), not command lines:
     # neither the shell running pgrep nor a `tail ... Runner.Worker` counts.
     def listener_running(self) -> bool:
-        return run(self.host, "pgrep -x Runner.Listener", timeout=30).rc == 0
+        return run(self.host, LISTENER, timeout=30).rc == 0
 
     def job_running(self) -> bool:
         """A Runner.Worker process means a job is running right now."""
@@ -236,19 +254,47 @@ class RunnerInstall:
 
     def recent_log(self, lines: int = 300) -> RunnerLog:
         """The newest _diag/Runner_*.log tail, and the journal of the unit's last run (if safe)."""
-        diag = shlex.quote(f"{self.directory}/_diag")
-        newest = f'f=$(ls -1t {diag}/Runner_*.log 2>/dev/null | head -n 1); [ -z "$f" ] || tail -n {lines} "$f"'
-        text = _text(run(self.host, as_root(self.host, newest), timeout=30))
+        text = _text(run(self.host, as_root(self.host, self._diag_command(lines)), timeout=30))
         try:
             unit = self.unit()
         except UnsafeUnit:
             unit = None  # not the runner's unit: its journal is not the runner's log
         if unit is None:
             return RunnerLog(diag=text)
-        journal = (
-            f"i=$(systemctl show -p InvocationID --value {shlex.quote(unit)}); "
-            f'[ -z "$i" ] || journalctl _SYSTEMD_INVOCATION_ID="$i" -n {lines} --no-pager -o cat'
+        found = run(self.host, as_root(self.host, self._journal_command(lines)), timeout=30)
+        named, _, journal = _text(found).partition("\n")
+        # the unit the command read is the one unit() accepted (else .service changed between)
+        return RunnerLog(diag=text, journal=journal if named == unit else "")
+
+    def _diag_command(self, lines: int) -> str:
+        diag = shlex.quote(f"{self.directory}/_diag")
+        return f'f=$(ls -1t {diag}/Runner_*.log 2>/dev/null | head -n 1); [ -z "$f" ] || tail -n {lines} "$f"'
+
+    def _journal_command(self, lines: int) -> str:
+        """The unit ``.service`` names, on a line, then its last invocation's journal; only
+        for one of installed_units() (nothing else is asked of systemd). A fixed command, not
+        one per unit name: a prefetch has it before the name is known."""
+        return (
+            f"u=$({self._read_command('.service', kib=1)}) || exit 0; "
+            f"{self._find_units()} | while IFS= read -r p; do "
+            '[ "${p##*/}" = "$u" ] || continue; printf \'%s\\n\' "$u"; '
+            'i=$(systemctl show -p InvocationID --value -- "$u"); '
+            f'[ -z "$i" ] || journalctl _SYSTEMD_INVOCATION_ID="$i" -n {lines} --no-pager -o cat; done'
         )
-        return RunnerLog(
-            diag=text, journal=_text(run(self.host, as_root(self.host, journal), timeout=30))
-        )
+
+    def prefetch_commands(self) -> list[str]:
+        """What the checks read here, for ``targets.prefetch(..., root=...)``."""
+        return [
+            self._read_command(".runner", kib=64),
+            self._read_command(".service", kib=1),
+            self._find_units(),
+            self._active_units_command(),
+            self._diag_command(300),
+            self._journal_command(300),
+        ]
+
+
+def _unit_names(paths: Iterable[str]) -> list[str]:
+    """The base names that are runner unit names, sorted."""
+    names = (path.rsplit("/", 1)[-1] for path in paths)
+    return sorted(n for n in names if len(n) <= UNIT_NAME_MAX and UNIT_NAME.fullmatch(n))

@@ -9,6 +9,11 @@ True
 testinfra's backends run commands with no timeout and no way to feed stdin. The
 subclasses here add both (every command has a timeout; secrets and scripts travel on stdin,
 never in argv), and add a ``multipass://VM`` backend that runs ``multipass exec VM --``.
+
+Each command is a round trip (an ``ssh`` or a ``multipass exec``: most of a healthy pass's
+time). ``prefetch`` runs many read-only commands in one, as root; ``run`` then answers those
+exact commands from it, until any other command runs anywhere (a fix's step, or a read no
+prefetch covered): from then on what it holds may be out of date, so commands run again.
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ import contextvars
 import ctypes
 import functools
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import testinfra
@@ -35,6 +43,7 @@ from runner_health.lock import RunLock
 _stdin: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("stdin", default=None)
 _timeout: contextvars.ContextVar[float] = contextvars.ContextVar("timeout", default=120.0)
 _children: RunLock | None = None  # where each command's process group is recorded while it runs
+_commands = 0  # commands run so far in this process: a prefetch is current while it is unchanged
 _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
@@ -69,6 +78,8 @@ class _TimedStdinMixin(base.BaseBackend):
     command dies with us, and its group is recorded while it runs (record_children_in)."""
 
     def run_local(self, command: str, *args: str) -> base.CommandResult:
+        global _commands
+        _commands += 1
         command = self.quote(command, *args)
         cmd = self.encode(command)
         timeout = _timeout.get()
@@ -170,7 +181,10 @@ def target(spec: str, *, ssh_config: str | None = None) -> Host:
 def run(
     host: Host, command: str, *, stdin: str | bytes | None = None, timeout: float = 120
 ) -> base.CommandResult:
-    """``host.run`` with a timeout and, optionally, data on stdin (never on argv)."""
+    """``host.run`` with a timeout and, optionally, data on stdin (never on argv); a current
+    prefetch's answer when it ran this very command."""
+    if stdin is None and (found := prefetched(host, command)) is not None:
+        return found
     data = stdin.encode() if isinstance(stdin, str) else stdin
     stdin_token = _stdin.set(data)
     timeout_token = _timeout.set(timeout)
@@ -179,6 +193,111 @@ def run(
     finally:
         _stdin.reset(stdin_token)
         _timeout.reset(timeout_token)
+
+
+# -- many reads in one round trip ------------------------------------------------------------
+
+
+class GarbledPrefetch(RuntimeError):
+    """The prefetch's output is not the sections it asked for: nothing in it is used."""
+
+
+@dataclass(frozen=True)
+class Prefetch:
+    """The answers of one prefetch: command -> result, and when it ran (local clock)."""
+
+    host: Host
+    results: dict[str, base.CommandResult]
+    started: float
+    finished: float
+    commands: int  # _commands when it was taken
+
+
+_prefetches: dict[int, Prefetch] = {}  # id(host) ->
+# Each section: "<index> <exit status> <stdout bytes> <stderr bytes>\n", then exactly those bytes.
+# Nothing is searched for in what a command printed (a job can write .runner or the _diag
+# log), so no file content can pass for a section: a length is only ever read from our header.
+# Each command runs in a subshell: its own ``exit`` or ``exec`` ends only itself.
+_HEADER = re.compile(rb"(\d{1,4}) (\d{1,3}) (\d{1,10}) (\d{1,10})\n")
+_SECTION = (
+    '( {command}\n) </dev/null >"$o" 2>"$e"; s=$?; '
+    'printf \'%s %s %s %s\\n\' {index} "$s" $(($(wc -c <"$o"))) $(($(wc -c <"$e"))); '
+    'cat "$o" "$e"\n'
+)
+
+
+def prefetch(
+    host: Host, commands: Sequence[str], *, root: Sequence[str] = (), timeout: float = 60
+) -> Prefetch:
+    """Run ``commands`` (read-only, as given) and ``root`` (each as ``as_root`` would) in one
+    round trip, all as root; ``run`` then answers them while no other command has run.
+
+    ``id -u`` is answered too, from the connection's own user, so ``is_root`` costs no
+    round trip. GarbledPrefetch when the output is not exactly the sections asked for.
+    """
+    script = ['o=$(mktemp) && e=$(mktemp) || exit 1; trap \'rm -f "$o" "$e"\' EXIT\n']
+    asked = ["id -u", *commands, *root]
+    script += [_SECTION.format(index=0, command='echo "$1"')]
+    script += [_SECTION.format(index=i, command=c) for i, c in enumerate(asked[1:], 1)]
+    elevate = 'u=$(id -u); [ "$u" = 0 ] && exec /bin/sh -s "$u"; exec sudo -n /bin/sh -s "$u"'
+    started = time.time()
+    result = run(host, elevate, stdin="".join(script), timeout=timeout)
+    finished = time.time()
+    try:
+        outputs = parse_prefetch(result.stdout_bytes, len(asked))
+    except GarbledPrefetch as exc:
+        raise GarbledPrefetch(f"{exc}; exit {result.rc}: {result.stderr.strip()[-300:]}") from None
+    answers = [
+        base.CommandResult(host.backend, rc, c.encode(), out, err)
+        for c, (rc, out, err) in zip(asked, outputs, strict=True)
+    ]
+    taken = Prefetch(host, {"id -u": answers[0]}, started, finished, _commands)
+    _prefetches[id(host)] = taken  # is_root below is answered from it
+    for command, answer in zip(asked[1:], answers[1:], strict=True):
+        key = as_root(host, command) if command in root else command
+        taken.results[key] = answer
+    return taken
+
+
+def parse_prefetch(output: bytes, count: int) -> list[tuple[int, bytes, bytes]]:
+    """(exit status, stdout, stderr) of sections 0..count-1, in order, and nothing after."""
+    found, at = [], 0
+    for index in range(count):
+        header = _HEADER.match(output, at)
+        if header is None or int(header[1]) != index:
+            raise GarbledPrefetch(
+                f"section {index} of {count} missing or malformed at byte {at} "
+                f"({output[at : at + 40]!r})"
+            )
+        out_len, err_len = int(header[3]), int(header[4])
+        at = header.end()
+        if at + out_len + err_len > len(output):
+            raise GarbledPrefetch(f"section {index} of {count} cut short (truncated output)")
+        found.append(
+            (
+                int(header[2]),
+                output[at : at + out_len],
+                output[at + out_len : at + out_len + err_len],
+            )
+        )
+        at += out_len + err_len
+    if at != len(output):
+        raise GarbledPrefetch(f"{len(output) - at} bytes after the last section")
+    return found
+
+
+def current_prefetch(host: Host) -> Prefetch | None:
+    """The host's prefetch while no command has run since it was taken, else None."""
+    taken = _prefetches.get(id(host))
+    if taken is None or taken.host is not host or taken.commands != _commands:
+        return None
+    return taken
+
+
+def prefetched(host: Host, command: str) -> base.CommandResult | None:
+    """The current prefetch's answer to ``command``, if it ran it."""
+    taken = current_prefetch(host)
+    return None if taken is None else taken.results.get(command)
 
 
 @functools.cache

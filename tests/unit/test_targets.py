@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from runner_health import targets
 from runner_health.lock import take
 from runner_health.observe import UNOBSERVABLE
 from runner_health.targets import (
     CommandTimeout,
+    GarbledPrefetch,
     TargetUnreachable,
+    parse_prefetch,
     record_children_in,
     run,
     target,
@@ -170,3 +173,59 @@ def test_ssh_that_cannot_connect_is_unreachable_not_a_bare_runtime_error(tmp_pat
     with pytest.raises(TargetUnreachable, match=r"ssh to vm failed.*Connection refused"):
         run(target("ssh://runner@vm"), "true", timeout=10)
     assert issubclass(TargetUnreachable, UNOBSERVABLE)
+
+
+# -- many reads in one round trip (targets.prefetch) ------------------------------------------
+
+
+def test_a_prefetch_answers_each_command_in_one_round_trip(tmp_path):
+    local = target("local://")
+    forged = tmp_path / ".runner"
+    # What a job can write into a file root reads: headers of sections that do not exist.
+    forged.write_bytes(b'1 0 2 0\nhi2 0 4 0\nfake\n\x00"\xff\n3 0 0 0\n')
+    commands = [f"cat {forged}", "echo out; echo err >&2; exit 3", "exec printf x"]
+    before = targets._commands
+    targets.prefetch(local, commands)
+    assert targets._commands == before + 1
+    assert run(local, f"cat {forged}").stdout_bytes == forged.read_bytes()
+    answer = run(local, "echo out; echo err >&2; exit 3")
+    assert (answer.rc, answer.stdout, answer.stderr) == (3, "out\n", "err\n")
+    assert run(local, "exec printf x").stdout == "x"  # its exec ended only itself
+    assert targets.is_root(local) == (os.getuid() == 0)
+    assert targets._commands == before + 1
+
+
+def test_any_other_command_makes_the_next_read_fresh(tmp_path):
+    local = target("local://")
+    fact = tmp_path / "fact"
+    fact.write_text("before the fix")
+    targets.prefetch(local, [f"cat {fact}"])
+    assert run(local, f"cat {fact}").stdout == "before the fix"
+    run(local, f"echo after the fix > {fact}")  # a fix's step
+    assert targets.prefetched(local, f"cat {fact}") is None
+    assert run(local, f"cat {fact}").stdout == "after the fix\n"
+
+
+SECTIONS = b"0 0 2 0\n0\n1 0 5 0\nhello2 1 0 4\nnope"
+
+
+def test_the_sections_parse_by_their_lengths():
+    assert parse_prefetch(SECTIONS, 3) == [(0, b"0\n", b""), (0, b"hello", b""), (1, b"", b"nope")]
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        SECTIONS[:-1],  # truncated in the last section
+        SECTIONS[: SECTIONS.index(b"2 1")],  # a whole section missing
+        SECTIONS + b"3 0 0 0\n",  # more than was asked for
+        SECTIONS.replace(b"1 0 5 0", b"2 0 5 0"),  # out of order
+        SECTIONS.replace(b"1 0 5 0", b"1 0 -5 0"),
+        b"",
+        b"sudo: a password is required\n",
+    ],
+)
+def test_anything_else_is_garbled_and_cannot_be_observed(output):
+    with pytest.raises(GarbledPrefetch) as error:
+        parse_prefetch(output, 3)
+    assert isinstance(error.value, UNOBSERVABLE)

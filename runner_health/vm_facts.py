@@ -1,0 +1,28 @@
+"""Every command the checks run on the VM, for one ``targets.prefetch`` per healthy pass.
+
+>>> plain, root = commands(settings, runner_install)
+>>> targets.prefetch(target, plain, root=root)
+
+Each check reads through its usual reader (``disk.usage``, ``clock.time_daemon``,
+``RunnerInstall.unit`` ...); ``targets.run`` answers those exact commands from the prefetch.
+A reading not listed here still works: it is its own round trip (and makes the readings
+after it fresh too).
+"""
+
+from __future__ import annotations
+
+from runner_health import bpf_lsm, clock, disk
+from runner_health.config import Settings
+from runner_health.runner import LISTENER, RunnerInstall
+
+
+def commands(settings: Settings, install: RunnerInstall) -> tuple[list[str], list[str]]:
+    """(commands run as given, commands run as root) that a healthy pass runs on the VM."""
+    directory = settings.runner.directory
+    plain = [
+        *clock.COMMANDS,
+        *bpf_lsm.COMMANDS,
+        *(c for path in ("/", f"{directory}/_work", directory) for c in disk.commands(path)),
+        LISTENER,
+    ]
+    return plain, install.prefetch_commands()
