@@ -61,11 +61,11 @@ def write_index(reports_base: Path, history: Mapping[str, Any]) -> Path:
     """Replace ``<reports_base>/index.html`` with the runs there and ``history`` (the state
     store's per-check memory); the page's path."""
     path = reports_base / INDEX
-    atomic.write(path, page(reports_base, history).encode(), mode=0o644)
+    atomic.write(path, _page(reports_base, history).encode(), mode=0o644)
     return path
 
 
-def page(reports_base: Path, history: Mapping[str, Any]) -> str:
+def _page(reports_base: Path, history: Mapping[str, Any]) -> str:
     """The whole page."""
     runs = [(name, _summary(reports_base / name)) for name in _run_names(reports_base)]
     return (
