@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest
 
-.PHONY: help check test test-fast lint demo lock clean
+.PHONY: help check test test-fast lint demo bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: $(VENV)/.dev-installed node_modules/.installed ## ruff, shellcheck, action
 
 demo: $(VENV)/.dev-installed ## boot the test-bed VM, break it several ways, heal it, show the report
 	$(BIN)/python -m tests.testbed.demo
+
+bench: $(VENV)/.dev-installed ## boot the test-bed VM: a healthy pass's cost per backend, each fault's time to heal
+	$(BIN)/python -m tests.bench
 
 lock: ## re-pin requirements.lock and requirements-dev.lock from pyproject.toml
 	rm -rf .lock-venv && python=$$($(FIND_PYTHON)) && "$$python" -m venv .lock-venv
