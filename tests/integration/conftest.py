@@ -45,7 +45,7 @@ def run_github_checks(
     the config's [github] table: the finished process and summary.json's check records."""
     config = tmp_path / "config.toml"
     config.write_text(
-        f'lock_file = "{tmp_path}/lock"\n[github]\n{github}'
+        f'lock_file = "{tmp_path}/lock"\nstate_file = "{tmp_path}/state.json"\n[github]\n{github}'
         f'[runner]\nname = "vm1"\n[reports]\ndirectory = "{tmp_path}/reports"\n'
     )
     finished = subprocess.run(
