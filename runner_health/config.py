@@ -226,7 +226,7 @@ def load(path: Path, *, target_override: str | None = None) -> Settings:
         silences=_silences(table.get("silences")),
         state_file=state_file,
         metrics_textfile=_optional_path(table.sub("metrics"), "textfile")
-        or state_file.parent / "runner_health.prom",
+        or default_metrics_textfile(state_file),
         alerts=_alerts(table.sub("alerts"), github),
     )
     _check_target(settings.target)
@@ -239,6 +239,18 @@ def default_state_file(reports_directory: Path) -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/runner-health/state.json")
     return reports_directory / "state.json"
+
+
+# Where Debian's and Ubuntu's prometheus-node-exporter reads textfiles (its --collector.textfile.directory).
+NODE_EXPORTER_TEXTFILES = Path("/var/lib/prometheus/node-exporter")
+
+
+def default_metrics_textfile(state_file: Path) -> Path:
+    """node_exporter's textfile folder when root has one (node_exporter can read it), else
+    next to the state file (only its owner can read that folder: set [metrics] textfile)."""
+    if os.geteuid() == 0 and NODE_EXPORTER_TEXTFILES.is_dir():
+        return NODE_EXPORTER_TEXTFILES / "runner_health.prom"
+    return state_file.parent / "runner_health.prom"
 
 
 def default_token_file() -> Path:

@@ -394,7 +394,13 @@ def test_memory_and_alerts_default_to_quiet_and_bounded(tmp_path, monkeypatch):
     assert not alerts.github_issue
     assert alerts.repository == "acme/kernel-ci"
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert load(write(tmp_path, MINIMAL)).state_file == Path("/var/lib/runner-health/state.json")
+    monkeypatch.setattr(config_module, "NODE_EXPORTER_TEXTFILES", tmp_path / "none")
+    root = load(write(tmp_path, MINIMAL))
+    assert root.state_file == Path("/var/lib/runner-health/state.json")
+    assert root.metrics_textfile == Path("/var/lib/runner-health/runner_health.prom")
+    # Where Debian's node_exporter reads textfiles, when it is installed: it can read them there.
+    monkeypatch.setattr(config_module, "NODE_EXPORTER_TEXTFILES", tmp_path)
+    assert load(write(tmp_path, MINIMAL)).metrics_textfile == tmp_path / "runner_health.prom"
 
 
 SECRET_URL = "https://hooks.example.com/services/T000/B000/s3cr3tPart?key=abc"
