@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,13 @@ def _private_state_file(monkeypatch: pytest.MonkeyPatch) -> None:
         "PYTHONPATH",
         os.pathsep.join(filter(None, [str(ISOLATED_STATE), os.environ.get("PYTHONPATH")])),
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _roots_state_file_untouched() -> Iterator[None]:
+    """A test whose `pytest checks` escaped the isolation (a bare environment, say) would
+    write root's machine-wide state: fail the session's last test instead of leaking."""
+    roots = Path("/var/lib/runner-health/state.json")
+    existed = roots.exists()
+    yield
+    assert existed or not roots.exists(), f"a test wrote {roots}: give its config a state_file"

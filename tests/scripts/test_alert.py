@@ -39,6 +39,7 @@ def config(tmp_path: Path, fake: FakeGitHub) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
         f"""lock_file = "{tmp_path}/lock"
+state_file = "{tmp_path}/state.json"
 [github]
 repository = "{fake.owner}/{fake.repo}"
 api_url = "{fake.url}"
@@ -413,6 +414,7 @@ def org_config(tmp_path: Path, fake: FakeGitHub) -> Path:
     path = tmp_path / "org.toml"
     path.write_text(
         f"""lock_file = "{tmp_path}/lock"
+state_file = "{tmp_path}/state.json"
 [github]
 organization = "{fake.owner}"
 repositories = ["{fake.owner}/{fake.repo}"]
