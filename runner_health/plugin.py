@@ -658,6 +658,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "status": run.status.label,
         "exit_code": int(run.status),
         "target": run.settings.target,
+        "report": str(run.report_dir.resolve() / "report.html"),  # where a person looks next
         "runner": run.settings.runner.name,
         "mode": run.mode,
         "silences": [

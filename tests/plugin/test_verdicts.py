@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -238,6 +239,7 @@ def test_summary_json_has_the_version_times_whole_failure_and_measurements(proje
     )
     assert run["started_at"] <= run["finished_at"] and run["duration_seconds"] > 0
     assert run["mode"] == "heal" and run["silences"] == []
+    assert Path(run["report"]).is_absolute() and Path(run["report"]).exists()  # the alerts link it
     other, thing = sorted(run["checks"], key=lambda c: c["name"])
     assert other["failure"] == "line one"
     assert other["failure_text"] == "line one\n  line two"  # not pytest's "assert … where …"
