@@ -135,12 +135,14 @@ def local_backend(vm: TestbedVM, fake: FakeGitHub) -> Backend:
         api_url=fake.guest_url,
         lock="/run/runner-health.lock",
         reports="/var/tmp/runner-health-bench",
+        token_file="/etc/runner-health-bench/token",
     )
     vm.ssh(
         "mkdir -p /etc/runner-health-bench && cat > /etc/runner-health-bench/config.toml",
         input=config.encode(),
     )
-    env = f"cd {INSTALL_DIR} && export PYTHONPATH={INSTALL_DIR}/site-packages GITHUB_TOKEN={fake.admin_token}"
+    vm.ssh("umask 077 && cat > /etc/runner-health-bench/token", input=fake.admin_token.encode())
+    env = f"cd {INSTALL_DIR} && export PYTHONPATH={INSTALL_DIR}/site-packages"
 
     def run_pass() -> Pass:
         requests, remaining = api_requests(fake), fake.rate_limit_remaining
