@@ -20,18 +20,15 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-
-from runner_health import __version__, redact
+from runner_health import __version__, delivery, redact
 from runner_health.config import _NAME, Settings
 from runner_health.exitcodes import ExitCode
-from runner_health.github import GitHub, GitHubError, GitHubUnavailable, _why, parse_time
+from runner_health.github import GitHub, GitHubError, GitHubUnavailable, parse_time
 
 STALE_AFTER = 3  # intervals without a heartbeat before the workflow says the runs stopped
 FUTURE_SLACK = timedelta(minutes=5)  # clocks differ; GitHub's own token checks allow 5 min
@@ -113,65 +110,14 @@ def _ping(url: str, summary: dict[str, Any], settings: Settings) -> str:
     redact.register(url)
     fine = summary.get("exit_code") in FINE
     what = "ping" if fine else "failure ping"
-    problem = post(
+    done = delivery.post(
         url if fine else _fail_url(url),
-        _status_line(summary, settings),
-        settings.alerts.webhook_timeout_seconds,
+        _status_line(summary, settings).encode(),
+        "text/plain; charset=utf-8",
+        timeout=settings.alerts.webhook_timeout_seconds,
+        retries=1,
     )
-    return f"heartbeat: {what} sent" if problem is None else f"heartbeat: {what} failed: {problem}"
-
-
-def post(url: str, body: str, timeout: float, tries: int = 2) -> str | None:
-    """POST ``body`` to ``url``: None when it was taken (2xx), else why not, in words without
-    the URL. A try lasts at most ``timeout`` whatever the server does; a 5xx or no answer is
-    tried again at once, a 4xx is not (a wrong URL stays wrong)."""
-    problem = ""
-    for _ in range(tries):
-        try:
-            status = _attempt(url, body.encode(), timeout)
-        except TimeoutError as exc:
-            problem = str(exc)
-        except requests.RequestException as exc:
-            problem = _why(exc)
-        else:
-            if 200 <= status < 300:
-                return None
-            problem = f"HTTP {status}"
-            if status < 500:
-                return redact.scrub(problem)
-    return redact.scrub(f"{problem} after {tries} tries")
-
-
-def _attempt(url: str, data: bytes, timeout: float) -> int:
-    """One POST's status. requests' timeout bounds each read only (a server dripping bytes
-    would hold it for ever), so the exchange runs in a daemon thread given up at the deadline."""
-    done: dict[str, Any] = {}
-
-    def send() -> None:
-        try:
-            with requests.post(
-                url,
-                data=data,
-                headers={
-                    "Content-Type": "text/plain; charset=utf-8",
-                    "User-Agent": "runner-health",
-                },
-                timeout=timeout + 1,  # the join below gives up first; this ends the thread
-                stream=True,  # the answer's body is not read: only its status counts
-                allow_redirects=False,  # the body goes to the configured host only
-            ) as response:
-                done["status"] = response.status_code
-        except Exception as exc:  # handed to the caller's thread
-            done["error"] = exc
-
-    worker = threading.Thread(target=send, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise TimeoutError(f"no answer within {timeout:g} s")
-    if "error" in done:
-        raise done["error"]
-    return int(done["status"])
+    return f"heartbeat: {what} sent" if done.ok else f"heartbeat: {what} failed: {done.problem}"
 
 
 def _fail_url(url: str) -> str:

@@ -24,22 +24,17 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import requests
-
-from runner_health import alert, redact
+from runner_health import alert, delivery, redact
 from runner_health.config import AlertSettings, Settings
-from runner_health.github import GitHub, GitHubError, _fields, _why
+from runner_health.github import GitHub, GitHubError, _fields
 
 if TYPE_CHECKING:
     from runner_health.state import Event
 
-FIRST_PAUSE = 0.5  # seconds before the first retry; doubled before each next one
 MAX_EVENTS = 50  # in one message: more is a storm nobody reads line by line
 MAX_LINE = 500  # characters of one event's text
 ALERTING = ("unhealthy", "held", "flapping")  # "recovered" is news, not an alert
@@ -118,70 +113,26 @@ def _line(text: str) -> str:
     return " ".join(str(text).split())[:MAX_LINE]
 
 
-def budget(alerts: AlertSettings) -> float:
-    """Seconds a delivery may take at most: every try, and the pauses between them."""
-    tries = alerts.webhook_retries + 1
-    return alerts.webhook_timeout_seconds * tries + sum(_pause(n) for n in range(2, tries + 1))
-
-
-def _pause(attempt: int) -> float:
-    return FIRST_PAUSE * 2 ** (attempt - 2)
-
-
 def webhook(events: Sequence[Event], summary: dict[str, Any], alerts: AlertSettings) -> str:
-    """POST the events; the outcome in a line. The delivery runs in a daemon thread given up
-    at ``budget()``: requests' timeout bounds each read, not a server dripping bytes."""
+    """POST the events (runner_health.delivery: bounded, retried); the outcome in a line."""
     assert alerts.webhook_url is not None
     data = redact.scrub(json.dumps(payload(events, summary))).encode()
     count = f"{len(events)} event{'s' if len(events) != 1 else ''}"
-    done: list[str] = []
-    worker = threading.Thread(
-        target=lambda: done.append(_deliver(alerts.webhook_url or "", data, alerts, count)),
-        daemon=True,
-    )
-    worker.start()
-    limit = budget(alerts)
-    worker.join(limit)
-    if not done:
-        return f"alert: webhook failed: no whole answer within {limit:g} s, given up"
-    return done[0]
-
-
-def _deliver(url: str, data: bytes, alerts: AlertSettings, count: str) -> str:
     tries = alerts.webhook_retries + 1
-    problem = ""
-    for attempt in range(1, tries + 1):
-        if attempt > 1:
-            time.sleep(_pause(attempt))
-        try:
-            with requests.post(
-                url,
-                data=data,
-                headers={"Content-Type": "application/json", "User-Agent": "runner-health"},
-                timeout=alerts.webhook_timeout_seconds,
-                stream=True,
-                allow_redirects=False,  # the payload goes to the configured host only
-            ) as response:
-                status, said = response.status_code, _said(response)
-        except requests.RequestException as exc:
-            problem = _why(exc)  # never str(exc): it holds the URL
-            continue
-        if 200 <= status < 300:
-            again = f" (try {attempt} of {tries})" if attempt > 1 else ""
-            return f"alert: webhook: sent {count}{again}"
-        problem = f"HTTP {status}{said}"
-        if status < 500 and status != 429:
-            return f"alert: webhook failed: {problem} (not retried: check alerts.webhook_url)"
-    return f"alert: webhook failed: {problem}" + (f" after {tries} tries" if tries > 1 else "")
-
-
-def _said(response: requests.Response) -> str:
-    """The start of an error's body (Slack names the error there: ``channel_not_found``)."""
-    if 200 <= response.status_code < 300:
-        return ""
-    head = next(response.iter_content(256), b"").decode("utf-8", "replace")
-    text = re.sub(r"[^\w .:/-]", "", " ".join(head.split()))[:80]
-    return f" {text}" if text else ""
+    done = delivery.post(
+        alerts.webhook_url,
+        data,
+        "application/json",
+        timeout=alerts.webhook_timeout_seconds,
+        retries=alerts.webhook_retries,
+    )
+    if done.ok:
+        return f"alert: webhook: sent {count}" + (
+            f" (try {done.tries} of {tries})" if done.tries > 1 else ""
+        )
+    if not done.retried:
+        return f"alert: webhook failed: {done.problem} (not retried: check alerts.webhook_url)"
+    return f"alert: webhook failed: {done.problem}"
 
 
 # -- the GitHub issue -----------------------------------------------------------------------

@@ -214,19 +214,20 @@ def test_a_5xx_is_tried_twice_a_4xx_once_and_the_url_is_never_shown(tmp_path, pi
     settings = load(tmp_path, f'ping_url = "{ping.url}"\n')
     ping.status = 503
     lines = beat(SUMMARY, settings, None)
-    assert lines == ["heartbeat: ping failed: HTTP 503 after 2 tries"]
+    assert lines == ["heartbeat: ping failed: HTTP 503 OK after 2 tries"]  # the body's words
     assert len(ping.requests) == 2
     ping.status = 404
-    assert beat(SUMMARY, settings, None) == ["heartbeat: ping failed: HTTP 404"]
+    assert beat(SUMMARY, settings, None) == ["heartbeat: ping failed: HTTP 404 OK"]
     assert len(ping.requests) == 3
 
 
-def test_a_server_that_never_answers_costs_two_timeouts_not_more(tmp_path, silent):
+def test_a_server_that_never_answers_costs_two_timeouts_and_a_pause_not_more(tmp_path, silent):
     settings = load(tmp_path, f'ping_url = "{silent}"\nwebhook_timeout_seconds = 1\n')
     started = time.monotonic()
     lines = beat(SUMMARY, settings, None)
     took = time.monotonic() - started
-    assert lines == ["heartbeat: ping failed: no answer within 1 s after 2 tries"]
+    # Two tries of 1 s and the 0.5 s pause between them (runner_health.delivery.budget).
+    assert lines == ["heartbeat: ping failed: no whole answer within 2.5 s, given up"]
     assert took < 3, took
     assert SECRET not in "".join(lines)
 
@@ -256,6 +257,6 @@ def test_a_bug_in_a_heartbeat_is_a_line_not_a_crash(tmp_path, monkeypatch, ping)
     def broken(*args: object) -> None:
         raise RuntimeError(f"boom at {ping.url}")
 
-    monkeypatch.setattr(heartbeat, "_attempt", broken)
+    monkeypatch.setattr(heartbeat.delivery, "_deliver", broken)
     settings = load(tmp_path, f'ping_url = "{ping.url}"\n')
     assert beat(SUMMARY, settings, None) == ["heartbeat: ping failed: RuntimeError: boom at ***"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runner_health import config as config_module
-from runner_health import notify, redact
+from runner_health import delivery, notify, redact
 from runner_health.state import Event
 from tests.integration.hostile_server import Answer, HostileServer
 from tests.testbed.webhook import RecordingWebhook
@@ -97,7 +97,9 @@ def test_no_event_sends_nothing(tmp_path, hook):
 def test_a_hanging_endpoint_is_given_up_within_the_stated_bound(tmp_path, hook):
     hook.mode = "hang"
     settings = settings_for(tmp_path, hook.url, timeout=1, retries=1)
-    bound = notify.budget(settings.alerts)
+    bound = delivery.budget(
+        settings.alerts.webhook_timeout_seconds, settings.alerts.webhook_retries
+    )
     assert bound == 1 * 2 + 0.5  # timeout x (retries + 1) + the pause
     lines, took = timed([HELD], SUMMARY, settings, None)
     assert took < bound + 0.5, took
@@ -116,7 +118,11 @@ def test_a_dripping_endpoint_is_given_up_at_the_bound_too(tmp_path):
         url = server.url + path
         settings = settings_for(tmp_path, url, timeout=1, retries=0)
         lines, took = timed([HELD], SUMMARY, settings, None)
-    assert took < notify.budget(settings.alerts) + 0.5, took
+    assert (
+        took
+        < delivery.budget(settings.alerts.webhook_timeout_seconds, settings.alerts.webhook_retries)
+        + 0.5
+    ), took
     assert lines == ["alert: webhook failed: no whole answer within 1 s, given up"]
     assert_secret(lines, url)
 
@@ -126,7 +132,7 @@ def test_a_500_is_tried_again_then_reported(tmp_path, hook):
     lines, took = timed([HELD], SUMMARY, settings_for(tmp_path, hook.url, retries=2), None)
     assert lines == ["alert: webhook failed: HTTP 500 rollup_error after 3 tries"]
     assert len(hook.calls) == 3
-    assert 1.5 <= took < notify.budget(settings_for(tmp_path, hook.url).alerts)  # 0.5 + 1 s
+    assert 1.5 <= took < delivery.budget(1, 2)  # 0.5 + 1 s
     assert_secret(lines, hook.url)
 
 
