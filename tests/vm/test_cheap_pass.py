@@ -21,6 +21,8 @@ def test_a_second_healthy_pass_costs_one_round_trip_and_at_most_one_counted_requ
     for run in (first, second):
         assert run.outcome.returncode == 0, run.outcome.output
     assert second.counted <= 1, second
+    online = second.outcome.record("test_runner_online_at_github")["measurements"]
+    assert online == {"runner_online": 1, "runner_busy": 0}  # for the metrics
     assert second.requests <= first.requests
     # multipass info (the vm check) and one multipass exec: the prefetch
     assert second.commands <= 2, second
