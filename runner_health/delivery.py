@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import requests
 
-from runner_health.github import _why as why
+from runner_health.github import why
 
 FIRST_PAUSE = 0.5  # seconds before the first retry; doubled before each next one
 

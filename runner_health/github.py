@@ -213,7 +213,7 @@ class GitHub:
             except TimeoutError as exc:
                 problem = str(exc)
             except requests.RequestException as exc:
-                problem = _why(exc)
+                problem = why(exc)
             else:
                 if reply.status < 500:
                     _raise_for_status(reply, self.settings)
@@ -460,6 +460,11 @@ class GitHub:
 
     # -- issues ------------------------------------------------------------------------
 
+    def login(self) -> str:
+        """The login the token writes as (``GET /user``: a PAT can read it; an app's token cannot)."""
+        reply = self.request("GET", self._url("/user"))
+        return reply.json(lambda body: _fields(body, {"login": str}, "user"))["login"]
+
     def open_issues(self, label: str) -> list[Json]:
         """Open issues with ``label`` (pull requests, which the endpoint also returns, dropped)."""
         issues = self._pages(
@@ -598,7 +603,7 @@ def _not_found(where: str, settings: GitHubSettings) -> str:
     )
 
 
-def _why(exc: BaseException) -> str:
+def why(exc: BaseException) -> str:
     """Why a request got no answer, in words (DNS, refused, timeout, TLS), from the chain of
     exceptions requests and urllib3 wrap around the socket's."""
     chain, seen = [exc], set()

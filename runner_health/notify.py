@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner_health import alert, delivery, redact
 from runner_health.config import AlertSettings, Settings
-from runner_health.github import GitHub, GitHubError, _fields
+from runner_health.github import GitHub, GitHubError
 
 if TYPE_CHECKING:
     from runner_health.state import Event
@@ -154,7 +154,7 @@ def issue(
         )
     )
     try:
-        author = alerts.issue_author or token_login(gh)
+        author = alerts.issue_author or gh.login()
     except GitHubError as exc:
         return (
             f"alert: GitHub issue skipped: cannot tell whose issues are runner-health's "
@@ -170,12 +170,6 @@ def issue(
     except alert.UntrustedAuthor as exc:
         return f"alert: GitHub issue: {exc}: set alerts.issue_author = {exc.login!r}"
     return f"alert: GitHub issue: {'; '.join(lines or ['nothing to post'])}"
-
-
-def token_login(gh: GitHub) -> str:
-    """The login the token writes as (``GET /user``: a PAT can read it; an app's token cannot)."""
-    reply = gh.request("GET", f"{gh.settings.api_url}/user")
-    return reply.json(lambda body: _fields(body, {"login": str}, "user"))["login"]
 
 
 def issue_post(events: Sequence[Event], summary: dict[str, Any]) -> alert.Post:
