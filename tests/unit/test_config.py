@@ -451,14 +451,14 @@ def test_bad_alert_settings_are_refused_naming_their_key(tmp_path, lines, messag
 
 def test_github_alerts_need_a_repository_and_a_token(tmp_path):
     org = '[github]\norganization = "acme"\n[runner]\nname = "r"\n'
-    with pytest.raises(ConfigError, match="alerts.repository: an organisation runner"):
+    with pytest.raises(ConfigError, match=r"alerts\.repository: an organisation runner"):
         load(write(tmp_path, org + "[alerts]\ngithub_issue = true\n"))
     settings = load(
         write(tmp_path, org + '[alerts]\ngithub_issue = true\nrepository = "acme/ops"\n')
     )
     assert settings.alerts.repository == "acme/ops"
     no_token = MINIMAL.replace("[github]\n", "[github]\nuse_token = false\n")
-    with pytest.raises(ConfigError, match="alerts.heartbeat_variable: needs a GitHub token"):
+    with pytest.raises(ConfigError, match=r"alerts\.heartbeat_variable: needs a GitHub token"):
         load(write(tmp_path, no_token + '[alerts]\nheartbeat_variable = "BEAT"\n'))
 
 

@@ -36,14 +36,19 @@ def webhook() -> Iterator[RecordingWebhook]:
 
 
 def memory_suite(
-    vm: TestbedVM, fake: FakeGitHub, workdir: Path, hook: RecordingWebhook, max_attempts: int
+    vm: TestbedVM,
+    fake: FakeGitHub,
+    workdir: Path,
+    hook: RecordingWebhook,
+    max_attempts: int,
+    alerts: str = "",
 ) -> Suite:
     return Suite(
         vm,
         fake,
         workdir,
         remediation=f"max_attempts = {max_attempts}\nwindow_minutes = 60",
-        extra=f'[alerts]\nwebhook_url = "{hook.url}"\nwebhook_timeout_seconds = 2\n',
+        extra=f'[alerts]\nwebhook_url = "{hook.url}"\nwebhook_timeout_seconds = 2\n{alerts}',
     )
 
 
@@ -55,7 +60,10 @@ def kinds(hook: RecordingWebhook) -> list[list[str]]:
 def test_a_fix_that_keeps_failing_is_held_and_alerts_once(
     healthy: TestbedVM, fake_github: FakeGitHub, tmp_path: Path, webhook: RecordingWebhook
 ):
-    suite = memory_suite(healthy, fake_github, tmp_path, webhook, max_attempts=1)
+    suite = memory_suite(
+        healthy, fake_github, tmp_path, webhook, max_attempts=1, alerts="github_issue = true\n"
+    )
+    issues_before = len(fake_github.issues())
     filled = healthy.ssh(
         f"sudo -u github-runner sh -c 'mkdir -p {Path(FRESH_FILE).parent} && "
         f"dd if=/dev/zero of={FRESH_FILE} bs=1M 2>&1'",
@@ -73,6 +81,9 @@ def test_a_fix_that_keeps_failing_is_held_and_alerts_once(
         assert results == [("failed", "done"), held, held]
         assert outcome.steps() == ""  # the held fix ran nothing
         assert kinds(webhook) == [["unhealthy"], ["held"]]
+        # The runner's issue from the VM: opened on unhealthy, one comment on held, then quiet.
+        (issue,) = fake_github.issues()[issues_before:]
+        assert issue["state"] == "open" and issue["comments"] == 1, issue
         assert webhook.secret not in outcome.output
     finally:
         healthy.ssh(f"rm -rf {RUNNER_DIR}/_work/new-project")
