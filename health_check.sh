@@ -47,7 +47,9 @@ PYTHON (the interpreter that builds it), RUNNER_HEALTH_LOG (cron log; default ro
 ${XDG_STATE_HOME:-~/.local/state}/runner-health/runner-health.log), SYSTEMD_DIR (default
 /etc/systemd/system); what --uninstall removes: RUNNER_HEALTH_DIR (default /opt/runner-health),
 RUNNER_HEALTH_CONFIG_DIR (default root's /etc/runner-health, a user's
-${XDG_CONFIG_HOME:-~/.config}/runner-health), RUNNER_HEALTH_CRON_DIR (default /etc/cron.d).
+${XDG_CONFIG_HOME:-~/.config}/runner-health), RUNNER_HEALTH_CRON_DIR (default /etc/cron.d),
+RUNNER_HEALTH_STATE_DIR (default /var/lib/runner-health: the state, with --purge),
+RUNNER_HEALTH_TEXTFILE_DIR (default /var/lib/prometheus/node-exporter: its runner_health.prom).
 EOF
 }
 
@@ -57,6 +59,8 @@ VENV=${RUNNER_HEALTH_VENV:-$HERE/.venv}
 SYSTEMD_DIR=${SYSTEMD_DIR:-/etc/systemd/system}
 INSTALL_DIR=${RUNNER_HEALTH_DIR:-/opt/runner-health}
 CRON_DIR=${RUNNER_HEALTH_CRON_DIR:-/etc/cron.d}
+STATE_DIR=${RUNNER_HEALTH_STATE_DIR:-/var/lib/runner-health}
+TEXTFILE_DIR=${RUNNER_HEALTH_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}
 UNIT=runner-health
 CRON_MARK="# runner-health health_check"
 USAGE_ERROR=4
@@ -482,6 +486,39 @@ uninstall_config() {
 	fi
 }
 
+# Root's memory (state.json, the metrics file next to it): only with --purge, and only a
+# folder holding nothing but what runner-health writes there. The metrics file in
+# node_exporter's folder goes on any uninstall: it would go on exporting the last run.
+uninstall_state() {
+	local purge=$1 dir=$STATE_DIR name
+	if [ -f "$TEXTFILE_DIR/runner_health.prom" ] && [ ! -L "$TEXTFILE_DIR/runner_health.prom" ]; then
+		rm -f "$TEXTFILE_DIR/runner_health.prom"
+		say "removed the metrics file $TEXTFILE_DIR/runner_health.prom"
+	fi
+	if [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
+		return
+	fi
+	if [ "$purge" = 0 ]; then
+		leave "the state in $dir (--purge removes it)"
+		return
+	fi
+	if [ -L "$dir" ] || [ ! -d "$dir" ]; then
+		leave "$dir: not a folder"
+		return
+	fi
+	for name in "$dir"/* "$dir"/.[!.]*; do
+		case ${name##*/} in
+		"*" | ".[!.]*" | state.json | state.json.corrupt | runner_health.prom | .*.tmp) ;;
+		*)
+			leave "$dir: it holds ${name##*/}, which runner-health does not write"
+			return
+			;;
+		esac
+	done
+	rm -rf "$dir"
+	say "removed the state ($dir)"
+}
+
 # setup.sh's copy (/opt/runner-health), only if it is one; its reports stay unless --purge.
 # This script may be in it: bash has read main whole and reads on from its open file, so the
 # removal is safe as main's last step.
@@ -567,6 +604,7 @@ uninstall() {
 	fi
 	leave "the runner: actions/runner, its service and its registration at GitHub (not runner-health's)"
 	if is_root; then
+		uninstall_state "$purge"
 		uninstall_manifest "$purge"
 		uninstall_install_dir "$purge"
 	fi

@@ -701,6 +701,14 @@ def installed(tmp_path: Path, fakes, env) -> dict[str, str]:
     cron_d.mkdir()
     (cron_d / "runner-health-free-disk").write_text("0 * * * * root bash free_disk.sh\n")
     (cron_d / "someone-else").write_text("0 4 * * * root /usr/local/bin/backup\n")
+    state = root / "var" / "lib" / "runner-health"
+    state.mkdir(parents=True, mode=0o700)
+    (state / "state.json").write_text("{}\n")
+    (state / "runner_health.prom").write_text("runner_health_check_up 1\n")
+    textfiles = root / "var" / "lib" / "node-exporter"
+    textfiles.mkdir(parents=True)
+    (textfiles / "runner_health.prom").write_text("runner_health_check_up 1\n")
+    (textfiles / "node.prom").write_text("other 1\n")
     logs = root / "var" / "log"
     logs.mkdir(parents=True)
     (logs / "runner-health-free-disk.log").write_text("freed\n")
@@ -720,6 +728,8 @@ def installed(tmp_path: Path, fakes, env) -> dict[str, str]:
         "RUNNER_HEALTH_CONFIG_DIR": str(config),
         "RUNNER_HEALTH_CRON_DIR": str(cron_d),
         "RUNNER_HEALTH_LOG": str(logs / "runner-health.log"),
+        "RUNNER_HEALTH_STATE_DIR": str(state),
+        "RUNNER_HEALTH_TEXTFILE_DIR": str(textfiles),
     }
     for action in ("--install-cron", "--install-timer"):
         done = health_check([action], fakes, env, install / "health_check.sh")
@@ -732,7 +742,11 @@ def test_uninstall_purge_leaves_nothing_and_twice_is_harmless(installed, tmp_pat
     # Run from the installed copy it removes.
     result = health_check(["--uninstall", "--purge"], fakes, installed, install / "health_check.sh")
     assert result.returncode == 0, result.stderr
-    assert files(tmp_path / "root") == {"etc/cron.d/someone-else"}
+    # node_exporter's other textfiles stay; the state and the stale metrics go.
+    assert files(tmp_path / "root") == {
+        "etc/cron.d/someone-else",
+        "var/lib/node-exporter/node.prom",
+    }
     assert not install.exists()
     assert "runner-health" not in (tmp_path / "crontab").read_text()
     assert not list((tmp_path / "systemd").iterdir())
@@ -757,12 +771,16 @@ def test_uninstall_without_purge_keeps_config_logs_and_reports(installed, tmp_pa
         "var/log/runner-health.log",
         "var/log/runner-health-free-disk.log",
         "srv/rh-config/config.toml",
+        "var/lib/runner-health/state.json",  # the memory stays; the stale metrics go
+        "var/lib/runner-health/runner_health.prom",
+        "var/lib/node-exporter/node.prom",
     }
     for left in (
         f"left: {tmp_path}/root/srv/rh-config (--purge removes it)",
         f"left: the reports in {install}/reports (--purge removes them)",
         "left: the config and the token in",
         f"left: the log {tmp_path}/root/var/log/runner-health.log",
+        f"left: the state in {tmp_path}/root/var/lib/runner-health (--purge removes it)",
         "left: the runner",
     ):
         assert left in result.stdout
@@ -837,3 +855,14 @@ def test_install_cron_notes_a_token_cron_would_not_see(
     result = health_check(["--install-cron"], fakes, env, checkout / "health_check.sh")
     assert result.returncode == 0, result.stdout + result.stderr
     assert ("scheduled runs don't see your shell's GITHUB_TOKEN" in result.stdout) is noted
+
+
+def test_purge_leaves_a_state_folder_holding_what_runner_health_never_wrote(
+    installed, tmp_path, fakes
+):
+    state = Path(installed["RUNNER_HEALTH_STATE_DIR"])
+    (state / "db.sqlite").write_text("someone else's\n")
+    result = health_check(["--uninstall", "--purge"], fakes, installed)
+    assert result.returncode == 0, result.stderr
+    assert (state / "state.json").exists() and (state / "db.sqlite").exists()
+    assert f"left: {state}: it holds db.sqlite, which runner-health does not write" in result.stdout
