@@ -57,6 +57,7 @@ from runner_health import (
     state,
     targets,
     verdict,
+    vm_facts,
 )
 from runner_health import config as config_module
 from runner_health import lock as run_lock
@@ -447,6 +448,20 @@ def _healing(request: pytest.FixtureRequest) -> None:
     if marker and run.remediate and item.stash.get(NO_FIX, None) is None and FIX not in item.stash:
         name = marker.args[0]
         item.stash[FIX] = (name, request.getfixturevalue(name), request.getfixturevalue("steps"))
+    if "vm" in needs and not item.get_closest_marker("github"):
+        _read_the_vm_at_once(request)
+
+
+def _read_the_vm_at_once(request: pytest.FixtureRequest) -> None:
+    """What the checks read on the VM, in one round trip (``targets.prefetch``) instead of two
+    dozen ``multipass exec`` or ssh commands; ``targets.run`` answers from it until any other
+    command runs (a fix's step, a read it lacks): a rerun after a fix reads afresh."""
+    target = request.getfixturevalue("target")
+    if targets.current_prefetch(target) is None:
+        plain, root = vm_facts.commands(
+            request.getfixturevalue("settings"), request.getfixturevalue("runner_install")
+        )
+        targets.prefetch(target, plain, root=root)
 
 
 VM_DOWN = {
