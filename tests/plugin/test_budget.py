@@ -15,6 +15,7 @@ import pytest
 from tests.plugin import test_healing
 from tests.plugin.test_healing import calls
 from tests.plugin.test_healing import write_check as write
+from tests.testbed.webhook import RecordingWebhook
 
 pytest_plugins = ["pytester"]
 
@@ -178,3 +179,34 @@ def test_a_state_file_or_metrics_file_that_cannot_be_written_is_a_warning_not_a_
     result.stdout.fnmatch_lines(["warning: state file: StateError: *writable by other users*"])
     result.stdout.fnmatch_lines(["warning: metrics: *no-such*"])
     assert not (shared / "state.json").exists()
+
+
+@pytest.mark.parametrize("mode", ["hang", "500"])
+def test_a_dead_webhook_never_delays_a_heal_nor_changes_the_verdict(budgeted, mode):
+    """Alerts go out after every fix, each delivery bounded: the heal is done before the
+    webhook is even tried, and the run's verdict is the checks' alone."""
+    project = budgeted
+    write(project, "thing", test_healing.HEALABLE)
+    write(project, "other", 'def test_other():\n    assert False, "broken, no fix"\n')
+    with RecordingWebhook() as hook:
+        hook.mode = mode
+        config = project.path / "runner-health.toml"
+        config.write_text(
+            config.read_text()
+            + f'[alerts]\nwebhook_url = "{hook.url}"\nwebhook_timeout_seconds = 1\n'
+            + "webhook_retries = 1\n"
+        )
+        result, summary = run(project)
+    assert result.ret == 1, result.stdout.str()
+    outcomes = {c["name"]: (c["outcome"], c["fix_result"]) for c in summary["checks"]}
+    assert outcomes == {"test_thing": ("healed", "done"), "test_other": ("failed", None)}
+    assert [e["kind"] for e in summary["events"]] == ["unhealthy"]
+    assert len(hook.calls) == 2  # tried, then once more
+    # Sent from the run's finished summary: after every check and fix, not in their way.
+    assert all(call["status"] == "unhealthy" and call["report"] for call in hook.calls)
+    lines = result.stdout.str().splitlines()
+    failed = next(i for i, x in enumerate(lines) if x.startswith("alert: webhook failed"))
+    # 1 s per try and a 0.5 s pause: given up within its 2.5 s budget, whatever the server does.
+    expected = "no whole answer within 2.5 s, given up" if mode == "hang" else "HTTP 500"
+    assert expected in lines[failed], lines[failed]
+    assert hook.secret not in result.stdout.str()
