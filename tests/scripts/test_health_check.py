@@ -835,6 +835,7 @@ def test_a_record_others_can_write_is_not_read(installed, tmp_path, fakes):
         "etc/cron.d/someone-else",
         "srv/cron.custom/runner-health-free-disk",
         "srv/rh-config/config.toml",
+        "var/lib/node-exporter/node.prom",  # node_exporter's own, never runner-health's
     }
 
 
