@@ -8,13 +8,11 @@ Without Chromium the test is skipped, unless $RUNNER_HEALTH_REQUIRE_BROWSER=1 or
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.tools import required
 
 BROWSER = "chromium"
 # Root needs --no-sandbox; the rest keeps a test run off the network and out of ~/.config.
@@ -37,14 +35,8 @@ class Rendered:
 
 
 def browser() -> str:
-    """Chromium's path; skips the test without it, or fails it where a browser is required."""
-    found = shutil.which(BROWSER)
-    if found:
-        return found
-    why = f"{BROWSER} is not installed (Debian: apt-get install chromium)"
-    if os.environ.get("RUNNER_HEALTH_REQUIRE_BROWSER") == "1" or os.environ.get("CI"):
-        pytest.fail(f"{why}; required here ($RUNNER_HEALTH_REQUIRE_BROWSER or $CI is set)")
-    pytest.skip(why)
+    """Chromium's path (see tests/tools.py: skipped or failed without it)."""
+    return required(BROWSER, "apt-get install chromium", "RUNNER_HEALTH_REQUIRE_BROWSER")
 
 
 def render(page: Path, out_dir: Path, *, timeout: float = 60) -> Rendered:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import browser, render
+from tests.browser import render
 from tests.plugin.test_healing import (
     HEALABLE,
     project,  # noqa: F401 (the fixture: a throwaway project)
@@ -73,21 +73,3 @@ def test_a_healed_run_reads_as_a_verdict(pytester: pytest.Pytester, tmp_path: Pa
         "checks/test_thing.py::test_thing": ["healed", "Passed"],
         "checks/test_other.py::test_other": ["skipped", "Skipped"],
     }
-
-
-@pytest.mark.parametrize(
-    ("env", "outcome"),
-    [
-        ({}, pytest.skip.Exception),
-        ({"RUNNER_HEALTH_REQUIRE_BROWSER": "1"}, pytest.fail.Exception),
-        ({"CI": "true"}, pytest.fail.Exception),
-    ],
-)
-def test_a_missing_browser_skips_only_where_none_is_required(monkeypatch, tmp_path, env, outcome):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no chromium here
-    for name in ("RUNNER_HEALTH_REQUIRE_BROWSER", "CI"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(outcome, match="chromium is not installed"):
-        browser()

@@ -3,8 +3,6 @@ values for prometheus_client's parser, nothing secret, and replaced whole."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -13,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runner_health import metrics, redact
+from tests.tools import required
 
 SUMMARY = {
     "finished_at": "2026-11-29T01:46:24+00:00",
@@ -65,14 +64,12 @@ OUTCOMES = ("passed", "healed", "held", "failed", "unknown", "skipped", "silence
 
 
 def promtool() -> str:
-    """promtool's path; skips the test without it, or fails it where it is required."""
-    found = shutil.which("promtool")
-    if found:
-        return found
-    why = "promtool is not installed (Debian: apt-get install --no-install-recommends prometheus)"
-    if os.environ.get("RUNNER_HEALTH_REQUIRE_PROMTOOL") == "1" or os.environ.get("CI"):
-        pytest.fail(f"{why}; required here ($RUNNER_HEALTH_REQUIRE_PROMTOOL or $CI is set)")
-    pytest.skip(why)
+    """promtool's path (see tests/tools.py: skipped or failed without it)."""
+    return required(
+        "promtool",
+        "apt-get install --no-install-recommends prometheus",
+        "RUNNER_HEALTH_REQUIRE_PROMTOOL",
+    )
 
 
 def check_with_promtool(path: Path) -> None:
@@ -267,21 +264,3 @@ def test_untrusted_values_never_break_the_file_or_leak_a_secret(tmp_path):
     up = {dict(k)["check"]: v for (n, k), v in found.items() if n == "runner_health_check_up"}
     assert up['test_"quoted"\\\n?'] == 0  # an outcome not runner-health's is unknown
     assert up["test_x[***]"] == 1  # the first of two checks by one name
-
-
-@pytest.mark.parametrize(
-    ("env", "outcome"),
-    [
-        ({}, pytest.skip.Exception),
-        ({"RUNNER_HEALTH_REQUIRE_PROMTOOL": "1"}, pytest.fail.Exception),
-        ({"CI": "true"}, pytest.fail.Exception),
-    ],
-)
-def test_a_missing_promtool_skips_only_where_none_is_required(monkeypatch, tmp_path, env, outcome):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no promtool here
-    for name in ("RUNNER_HEALTH_REQUIRE_PROMTOOL", "CI"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(outcome, match="promtool is not installed"):
-        promtool()
