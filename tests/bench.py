@@ -24,7 +24,7 @@ from tests.testbed.harness import (
     RUNNER_DIR,
     Outcome,
     Suite,
-    config_text,
+    configure_on_vm,
     install_on_vm,
     register,
     unit_name,
@@ -129,19 +129,9 @@ def local_backend(vm: TestbedVM, fake: FakeGitHub) -> Backend:
         f"cat > {INSTALL_DIR}/bench_probe.py",
         input=(REPO_ROOT / "tests/bench_probe.py").read_bytes(),
     )
-    config = config_text(
-        fake,
-        target="local://",
-        api_url=fake.guest_url,
-        lock="/run/runner-health.lock",
-        reports="/var/tmp/runner-health-bench",
-        token_file="/etc/runner-health-bench/token",
+    configure_on_vm(
+        vm, fake, config_dir="/etc/runner-health-bench", reports="/var/tmp/runner-health-bench"
     )
-    vm.ssh(
-        "mkdir -p /etc/runner-health-bench && cat > /etc/runner-health-bench/config.toml",
-        input=config.encode(),
-    )
-    vm.ssh("umask 077 && cat > /etc/runner-health-bench/token", input=fake.admin_token.encode())
     env = f"cd {INSTALL_DIR} && export PYTHONPATH={INSTALL_DIR}/site-packages"
 
     def run_pass() -> Pass:

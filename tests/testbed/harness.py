@@ -256,6 +256,21 @@ def runtime_files() -> list[tuple[Path, str]]:
     return files
 
 
+def configure_on_vm(vm: TestbedVM, fake: FakeGitHub, *, config_dir: str, reports: str) -> None:
+    """A local:// config and a root-only token file in ``config_dir`` inside the VM (the
+    cron/timer setup); the token travels on stdin, never on a command line."""
+    config = config_text(
+        fake,
+        target="local://",
+        api_url=fake.guest_url,
+        lock="/run/runner-health.lock",
+        reports=reports,
+        token_file=f"{config_dir}/token",
+    )
+    vm.ssh(f"mkdir -p {config_dir} && cat > {config_dir}/config.toml", input=config.encode())
+    vm.ssh(f"umask 077 && cat > {config_dir}/token", input=fake.admin_token.encode())
+
+
 def install_on_vm(vm: TestbedVM) -> None:
     """Copy runner-health and its dependencies to /opt/runner-health in the VM (tar on stdin)."""
     buffer = io.BytesIO()

@@ -19,7 +19,7 @@ from tests.testbed.harness import (
     RUNNER_NAME,
     Outcome,
     Suite,
-    config_text,
+    configure_on_vm,
     install_on_vm,
     register,
     unit_name,
@@ -344,19 +344,11 @@ def test_deprecated_runner_version_is_reported_with_the_fix(
 
 def test_on_the_vm_itself_with_the_local_backend(healthy: TestbedVM, fake_github: FakeGitHub):
     install_on_vm(healthy)
-    config = config_text(
+    configure_on_vm(
+        healthy,
         fake_github,
-        target="local://",
-        api_url=fake_github.guest_url,
-        lock="/run/runner-health.lock",
+        config_dir="/etc/runner-health",
         reports="/var/tmp/runner-health-reports",
-        token_file="/etc/runner-health/token",
-    )
-    healthy.ssh(
-        "mkdir -p /etc/runner-health && cat > /etc/runner-health/config.toml", input=config.encode()
-    )
-    healthy.ssh(
-        "umask 077 && cat > /etc/runner-health/token", input=fake_github.admin_token.encode()
     )
     command = f"cd {INSTALL_DIR} && PYTHONPATH={INSTALL_DIR}/site-packages python3 -m pytest checks -p no:cacheprovider"
 
