@@ -1502,6 +1502,11 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, body: Any, headers: dict[str, str] | None = None, etag: bool = False
     ) -> None:
         data = b"" if body is None or status in (204, 304) else json.dumps(body).encode()
+        # Recorded before the reply leaves: a client that has its answer must find
+        # its request in ``requests`` (recording afterwards raced with the test).
+        with self.github._lock:
+            self.github.requests.append((self.command, self._path, status))
+        self._recorded = status
         self.send_response(status, HTTPStatus(status).phrase)  # adds Server and Date
         self.send_header("x-github-request-id", secrets.token_hex(8).upper())
         for key, value in (headers or {}).items():
@@ -1517,6 +1522,7 @@ class _Handler(BaseHTTPRequestHandler):
         gh = self.github
         split = urlsplit(self.path)
         path = split.path.rstrip("/") or "/"
+        self._path, self._recorded = path, None
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         status = 500
         try:
@@ -1533,8 +1539,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(reply.status, reply.body, headers)
             status = reply.status
         finally:
-            with gh._lock:
-                gh.requests.append((method, path, status))
+            if self._recorded is None:  # nothing was sent (e.g. the client went away)
+                with gh._lock:
+                    gh.requests.append((method, path, status))
 
     def _fail(self, runner: bool) -> int | None:
         """Apply ``fail_with``; returns the status sent, or None to go on."""
