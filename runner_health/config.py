@@ -92,6 +92,8 @@ class Thresholds:
     disk_free_percent: float
     max_clock_offset_seconds: float
     max_queue_wait_minutes: float
+    disk_free_inodes_percent: float = 10  # free inodes on / and the work folder's filesystem
+    dpkg_lock_max_minutes: float = 30  # an apt/dpkg lock held longer is reported
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ class RemediationSettings:
     reconcile_identity: bool = False  # re-register when the config's name differs from .runner's
     max_attempts: int = 3  # runs of one fix within window_minutes before its check is held
     window_minutes: float = 60
+    reboot_when_required: bool = False  # reboot the VM for /var/run/reboot-required, idle only
+    tmp_max_age_days: float = 7  # free_disk.sh removes files in /tmp older than this
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,8 @@ class Settings:
     metrics_textfile: Path = Path("runner_health.prom")  # node_exporter's textfile collector
     alerts: AlertSettings = field(default_factory=AlertSettings)
     token: str | None = field(default=None, repr=False)
+    multipass_exec_timeout_seconds: float = 30  # a Running VM that doesn't answer is unreachable
+    multipass_restart_daemon: bool = False  # opt-in: restart multipassd when it doesn't answer
 
     @property
     def multipass_name(self) -> str | None:
@@ -205,12 +211,17 @@ def load(path: Path, *, target_override: str | None = None) -> Settings:
     )
     state_file = _optional_path(table, "state_file") or default_state_file(reports_directory)
     github = _github(table.sub("github"))
+    multipass = table.sub("multipass")
     settings = Settings(
         path=path,
         target=target_override or target,
         multipass_vm=_matching(
-            table.sub("multipass"), "vm", _INSTANCE, "a Multipass instance name", "assay-bpf-runner"
+            multipass, "vm", _INSTANCE, "a Multipass instance name", "assay-bpf-runner"
         ),
+        multipass_exec_timeout_seconds=multipass.number(
+            "exec_timeout_seconds", 30, minimum=1, maximum=600
+        ),
+        multipass_restart_daemon=multipass.boolean("restart_daemon", False),
         github=github,
         runner=_runner(table.sub("runner")),
         thresholds=_thresholds(table.sub("thresholds")),
@@ -530,6 +541,12 @@ def _thresholds(table: _Table) -> Thresholds:
         max_queue_wait_minutes=table.number(
             "max_queue_wait_minutes", 15, minimum=0, maximum=7 * 24 * 60
         ),
+        disk_free_inodes_percent=table.number(
+            "disk_free_inodes_percent", 10, minimum=0, maximum=100
+        ),
+        dpkg_lock_max_minutes=table.number(
+            "dpkg_lock_max_minutes", 30, minimum=1, maximum=7 * 24 * 60
+        ),
     )
 
 
@@ -553,6 +570,8 @@ def _remediation(table: _Table) -> RemediationSettings:
         reconcile_identity=table.boolean("reconcile_identity", False),
         max_attempts=int(table.number("max_attempts", 3, minimum=1, maximum=100, whole=True)),
         window_minutes=table.number("window_minutes", 60, minimum=1, maximum=7 * 24 * 60),
+        reboot_when_required=table.boolean("reboot_when_required", False),
+        tmp_max_age_days=table.number("tmp_max_age_days", 7, minimum=1, maximum=3660),
     )
 
 

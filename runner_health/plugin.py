@@ -73,12 +73,15 @@ from runner_health.targets import target as make_target
 # A check module not listed here runs after these, in name order.
 CHECK_ORDER = (
     "vm",
+    "mac_sleep",
     "clock",
     "disk",
     "registration",
     "service",
     "online",
     "queue",
+    "oom",
+    "os_updates",
     "bpf_lsm",
     "version",
 )
