@@ -402,6 +402,14 @@ def github(settings: Settings, request: pytest.FixtureRequest) -> GitHub:
 
 
 @pytest.fixture(scope="session")
+def previous_run_at(request: pytest.FixtureRequest) -> datetime | None:
+    """When the last completed run started (None: the first run, or the store was reset):
+    checks that report events since then (an OOM kill) read from here."""
+    store = request.config.stash[RUN].store
+    return None if store is None else store.last_run_at
+
+
+@pytest.fixture(scope="session")
 def target(settings: Settings, request: pytest.FixtureRequest) -> Host:
     """The runner VM as a testinfra host: ``target.service("ssh").is_running``."""
     return make_target(settings.target, ssh_config=request.config.option.ssh_config)

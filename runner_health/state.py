@@ -72,6 +72,8 @@ class Store:
         self.counts: dict[str, dict[str, int]] = dict(data.get("remediation_counts", {}))
         self.etags: dict = dict(data.get("etags", {}))
         self.probe: dict = dict(data.get("probe", {}))
+        # When the last completed run started: checks that report events since then read it.
+        self.last_run_at: datetime | None = _when(data.get("last_run_at"))
 
     # -- the file ------------------------------------------------------------------------
 
@@ -103,6 +105,7 @@ class Store:
             "remediation_counts": self.counts,
             "etags": self.etags,
             "probe": self.probe,
+            "last_run_at": _iso(self.last_run_at) if self.last_run_at else None,
         }
         payload = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
         if len(payload) > MAX_BYTES:  # a cache, never history, makes way: the next read works
@@ -153,6 +156,7 @@ class Store:
         """Fold one run's summary into the history; the events are what changed."""
         window = settings.remediation.window_minutes
         max_attempts = settings.remediation.max_attempts
+        self.last_run_at = _when(summary.get("started_at")) or now
         for entry in self.fixes.values():
             entry["attempts"] = _within(entry["attempts"], now, window)
         events = []
@@ -320,6 +324,7 @@ def _validated(data: Any) -> dict[str, Any]:
     for section in ("checks", "fixes", "remediation_counts", "etags", "probe"):
         if not isinstance(data.setdefault(section, {}), dict):
             raise TypeError(f"{section} is not an object")
+    _when(data.get("last_run_at"))
     for entry in data["checks"].values():
         for key in ("first_failure", "last_heal", "flapping_alerted"):
             _when(entry[key])

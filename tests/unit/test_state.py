@@ -72,6 +72,15 @@ def test_what_is_saved_is_read_back(path):
     assert "https://api.github.com/x" in again.etags
 
 
+def test_the_last_run_start_is_remembered_for_checks_that_read_events_since_then(path):
+    store, _ = Store.open(path)
+    assert store.last_run_at is None  # a first run
+    started = NOW - timedelta(seconds=40)
+    store.record_run({**summary("passed"), "started_at": started.isoformat()}, NOW, SETTINGS)
+    store.save()
+    assert Store.open(path)[0].last_run_at == started
+
+
 def test_a_crash_between_write_and_rename_leaves_the_old_file_whole(path, monkeypatch):
     saved_store(path)
     before = path.read_bytes()
