@@ -14,6 +14,7 @@ the ``steps`` fixture, and list the module below.
 | start_runner_service  | service         | runner service or listener not running |
 | diagnose_offline      | online          | GitHub shows the runner offline        |
 | enable_bpf_lsm        | bpf_lsm         | BPF LSM inactive (opt-in: reboots)     |
+| reboot_when_required  | os_updates      | reboot pending (opt-in, idle only)     |
 """
 
 # service and registration first: the clock and online fixes build on their functions.
@@ -26,4 +27,5 @@ MODULES = [
     "remediations.disk",
     "remediations.online",
     "remediations.bpf_lsm",
+    "remediations.os_updates",
 ]

@@ -11,7 +11,7 @@ after it fresh too).
 
 from __future__ import annotations
 
-from runner_health import bpf_lsm, clock, disk
+from runner_health import bpf_lsm, clock, disk, os_updates
 from runner_health.config import Settings
 from runner_health.runner import LISTENER, RunnerInstall
 
@@ -22,6 +22,7 @@ def commands(settings: Settings, install: RunnerInstall) -> tuple[list[str], lis
     plain = [
         *clock.COMMANDS,
         *bpf_lsm.COMMANDS,
+        *os_updates.COMMANDS,
         *(c for path in ("/", f"{directory}/_work", directory) for c in disk.commands(path)),
         LISTENER,
     ]
