@@ -8,7 +8,8 @@ usage() {
 	cat <<'EOF'
 Usage: health_check.sh [--status | --recover | --dry-run] [-- PYTEST-ARGS...]
        health_check.sh --reset [-- --config PATH]
-       health_check.sh --install-cron | --install-timer | --uninstall [--purge]
+       health_check.sh --install-cron | --install-timer | --install-launchd | --uninstall [--purge]
+       health_check.sh --grow-disk SIZE [--force] [--dry-run] [-- --config PATH]
        health_check.sh --version | --help
 
   (no option)      check the runner and heal what fails (pytest checks)
@@ -22,7 +23,15 @@ Usage: health_check.sh [--status | --recover | --dry-run] [-- PYTEST-ARGS...]
                    run that line once, as cron will, and say whether it works
   --install-timer  install runner-health.service + runner-health.timer (every 5 minutes;
                    the better choice where systemd runs) (idempotent)
-  --uninstall      remove what runner-health installed: the cron line; as root also the timer,
+  --install-launchd  macOS: install a LaunchAgent running this script every 5 minutes, and on
+                   wake when a run was missed asleep (cron's are skipped); it replaces the cron
+                   line, runs once as launchd will and says whether it works (idempotent)
+  --grow-disk SIZE grow the Multipass VM's disk to SIZE (e.g. 40G; never automatic): stop,
+                   multipass set local.NAME.disk=SIZE, start, grow the filesystem, verify. It
+                   refuses while a job runs (--force: stop it all the same); --dry-run: the
+                   steps, nothing changed
+  --uninstall      remove what runner-health installed: the cron line, the LaunchAgent; as
+                   root also the timer,
                    the hourly free_disk cron and /opt/runner-health (its reports kept); it
                    prints what it leaves (the runner, its registration, the reports)
   --purge          with --uninstall: the config, the token, the logs and the reports too
@@ -39,7 +48,8 @@ The config comes from --config, $RUNNER_HEALTH_CONFIG, ./runner-health.toml or
 Exit status (pytest's): 0 healthy, 1 unhealthy, 4 usage or config error (an unsafe lock file
 too), 6 another run holds the lock, 7 something failed and was healed, 8 the lock is held longer
 than a run can last (stale: no run can heal anything), 9 unknown (nothing failed, but a check
-could not observe: the cause is on its line). --install-cron: 1 when its first run fails.
+could not observe: the cause is on its line). --install-cron, --install-launchd: 1 when its
+first run fails. --grow-disk: 0 grown, 1 a step failed (the VM is left started), 4 refused.
 
 Environment: RUNNER_HEALTH_VENV (default: .venv next to this script, built and checked here),
 PYTHON (the interpreter that builds it), RUNNER_HEALTH_LOG (cron log; default root's
@@ -62,6 +72,7 @@ CRON_DIR=${RUNNER_HEALTH_CRON_DIR:-/etc/cron.d}
 STATE_DIR=${RUNNER_HEALTH_STATE_DIR:-/var/lib/runner-health}
 TEXTFILE_DIR=${RUNNER_HEALTH_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}
 UNIT=runner-health
+LAUNCHD_LABEL=io.github.runner-health
 CRON_MARK="# runner-health health_check"
 USAGE_ERROR=4
 
@@ -207,6 +218,20 @@ reset_holds() {
 	exec "$VENV/bin/python" -m runner_health.state --reset "$@"
 }
 
+# runner_health.grow_disk with the venv and the folder a run uses (the config is found the same
+# way: --config after --, $RUNNER_HEALTH_CONFIG, ./runner-health.toml, /etc/runner-health).
+grow_disk() {
+	local size=$1 force=$2 mode=$3
+	shift 3
+	local -a args=("$size")
+	if [ "$force" = 1 ]; then args+=(--force); fi
+	if [ "$mode" = --dry-run ]; then args+=(--dry-run); fi
+	ensure_venv
+	extend_path
+	cd "$HERE"
+	exec "$VENV/bin/python" -m runner_health.grow_disk "${args[@]}" "$@"
+}
+
 # -- cron --------------------------------------------------------------------------------
 
 current_crontab() {
@@ -274,14 +299,14 @@ install_cron() {
 	fi
 	is_root || say "note: not root; the checks use sudo -n on the VM for remediations"
 	token_note
-	first_run "$command" "$log"
+	first_run "$command" "$log" "the cron line" --install-cron
 }
 
 # Run the installed command once as cron runs it (sh, cron's bare environment: no
 # GITHUB_TOKEN, no PATH of yours) and say whether it works: a failure would otherwise repeat
 # every 5 minutes in a log nobody reads.
 first_run() {
-	local command=$1 log=$2 status=0 user
+	local command=$1 log=$2 what=$3 option=$4 status=0 user
 	user=$(id -un)
 	say "running it once now, as cron will (can take minutes)"
 	env -i HOME="${HOME:-/}" LOGNAME="$user" USER="$user" SHELL=/bin/sh PATH=/usr/bin:/bin \
@@ -294,7 +319,7 @@ first_run() {
 	*)
 		echo "health_check.sh: the scheduled command FAILS (exit $status); the last lines of $log:" >&2
 		tail -n 20 "$log" 2>/dev/null | sed 's/^/  /' >&2
-		echo "health_check.sh: the cron line stays installed: fix the cause and run --install-cron" \
+		echo "health_check.sh: $what stays installed: fix the cause and run $option" \
 			"again (or --uninstall)" >&2
 		exit 1
 		;;
@@ -415,6 +440,117 @@ uninstall_timer() {
 	else
 		say "no runner-health timer"
 	fi
+}
+
+# -- launchd (macOS) ---------------------------------------------------------------------
+
+launchd_plist_file() { echo "$HOME/Library/LaunchAgents/$LAUNCHD_LABEL.plist"; }
+
+# $1 as XML character data: a path holding & or < must not end the string early.
+xml_text() {
+	printf '%s' "$1" | sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g'
+}
+
+# The LaunchAgent: what the cron line does (this script, from its folder, appending to the
+# same log), every 5 minutes. StartCalendarInterval, not StartInterval: launchd.plist(5) says an
+# interval that falls while the Mac sleeps is missed with StartInterval, while a missed
+# calendar interval runs on wake (several coalesced into one), which cron never does.
+launchd_plist() {
+	local log=$1 minute
+	cat <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<!-- Installed by runner-health (health_check.sh); see its install-launchd option -->
+<plist version="1.0">
+<dict>
+	<key>Label</key>
+	<string>$LAUNCHD_LABEL</string>
+	<key>ProgramArguments</key>
+	<array>
+		<string>$(xml_text "$SELF")</string>
+	</array>
+	<key>WorkingDirectory</key>
+	<string>$(xml_text "$HERE")</string>
+	<key>StandardOutPath</key>
+	<string>$(xml_text "$log")</string>
+	<key>StandardErrorPath</key>
+	<string>$(xml_text "$log")</string>
+EOF
+	if [ -n "${RUNNER_HEALTH_CONFIG:-}" ]; then
+		cat <<EOF
+	<key>EnvironmentVariables</key>
+	<dict>
+		<key>RUNNER_HEALTH_CONFIG</key>
+		<string>$(xml_text "$RUNNER_HEALTH_CONFIG")</string>
+	</dict>
+EOF
+	fi
+	printf '\t<key>StartCalendarInterval</key>\n\t<array>\n'
+	for minute in 0 5 10 15 20 25 30 35 40 45 50 55; do
+		printf '\t\t<dict><key>Minute</key><integer>%s</integer></dict>\n' "$minute"
+	done
+	printf '\t</array>\n</dict>\n</plist>\n'
+}
+
+launchd_loaded() {
+	launchctl print "gui/$(id -u)/$LAUNCHD_LABEL" >/dev/null 2>&1
+}
+
+# The user's LaunchAgent (the Mac side runs as the user who owns Multipass, in their GUI
+# session), loaded with launchctl bootstrap (launchctl(1): load/unload are legacy).
+install_launchd() {
+	[ "$(uname -s)" = Darwin ] ||
+		die_usage "--install-launchd is for macOS (launchd); here use --install-timer or --install-cron"
+	! is_root || die_usage "--install-launchd installs a LaunchAgent: run it as the user who owns Multipass, not root"
+	command -v launchctl >/dev/null || die_usage "launchctl not found"
+	# shellcheck source=provision/cron.sh
+	. "$HERE/provision/cron.sh"
+	local log plist content tmp domain command
+	log=$(cron_log)
+	plist=$(launchd_plist_file)
+	case $SELF$log${RUNNER_HEALTH_CONFIG:-} in
+	*[[:cntrl:]]*) die_usage "a LaunchAgent cannot name $SELF or $log: a newline or control character in it" ;;
+	esac
+	content=$(launchd_plist "$log")
+	domain="gui/$(id -u)"
+	mkdir -p "$(dirname "$plist")" "$(dirname "$log")" || die "cannot create $(dirname "$plist") or the folder of $log"
+	ensure_venv
+	if [ -f "$plist" ] && [ "$(cat "$plist")" = "$content" ] && launchd_loaded; then
+		say "LaunchAgent already installed, unchanged ($plist)"
+	else
+		tmp="$plist.tmp.$$"
+		printf '%s\n' "$content" >"$tmp"
+		if command -v plutil >/dev/null && ! plutil -lint -s "$tmp" >&2; then
+			rm -f "$tmp"
+			die "plutil -lint rejects the LaunchAgent written for $SELF (nothing installed)"
+		fi
+		mv -f "$tmp" "$plist"
+		if launchd_loaded; then launchctl bootout "$domain/$LAUNCHD_LABEL" || true; fi
+		launchctl bootstrap "$domain" "$plist" || die "launchctl bootstrap $domain $plist failed"
+		say "LaunchAgent installed for $(id -un): $plist runs $SELF every 5 minutes (and on wake" \
+			"after a missed run); its output goes to $log"
+	fi
+	if command -v crontab >/dev/null && current_crontab | grep -qF "$CRON_MARK"; then
+		uninstall_cron
+		say "(launchd runs it now: the cron line would skip the runs while the Mac sleeps)"
+	fi
+	token_note
+	command="cd $(sh_word "$HERE") && ./$(sh_word "$(basename "$SELF")") >> $(sh_word "$log") 2>&1"
+	first_run "$command" "$log" "the LaunchAgent" --install-launchd
+}
+
+uninstall_launchd() {
+	local plist
+	plist=$(launchd_plist_file)
+	if [ ! -e "$plist" ]; then
+		[ "$(uname -s)" != Darwin ] || say "no runner-health LaunchAgent"
+		return
+	fi
+	if command -v launchctl >/dev/null && launchd_loaded; then
+		launchctl bootout "gui/$(id -u)/$LAUNCHD_LABEL" || true
+	fi
+	rm -f "$plist"
+	say "removed the LaunchAgent ($plist)"
 }
 
 # -- uninstall ---------------------------------------------------------------------------
@@ -584,6 +720,7 @@ uninstall_manifest() {
 uninstall() {
 	local purge=$1 file
 	uninstall_cron
+	uninstall_launchd
 	if is_root; then
 		uninstall_timer
 		uninstall_free_disk_cron
@@ -614,7 +751,7 @@ uninstall() {
 # -- main --------------------------------------------------------------------------------
 
 main() {
-	local mode="" action="check" purge=0
+	local mode="" action="check" purge=0 force=0 size=""
 	local -a pytest_args=(-q)
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -622,12 +759,18 @@ main() {
 			[ -z "$mode" ] || die_usage "$mode and $1 don't go together"
 			mode=$1
 			;;
-		--install-cron | --install-timer | --uninstall | --version | --reset)
+		--install-cron | --install-timer | --install-launchd | --uninstall | --version | --reset | --grow-disk)
 			[ "$action" = check ] ||
-				die_usage "one of --install-cron, --install-timer, --uninstall, --version, --reset"
+				die_usage "one of --install-cron, --install-timer, --install-launchd, --uninstall, --version, --reset, --grow-disk"
 			action=${1#--}
+			if [ "$action" = grow-disk ]; then
+				[ $# -gt 1 ] || die_usage "--grow-disk needs a SIZE (e.g. 40G)"
+				size=$2
+				shift
+			fi
 			;;
 		--purge) purge=1 ;;
+		--force) force=1 ;;
 		-h | --help)
 			usage
 			exit 0
@@ -641,15 +784,21 @@ main() {
 		shift
 	done
 	if [ "$purge" = 1 ] && [ "$action" != uninstall ]; then die_usage "--purge goes with --uninstall"; fi
+	if [ "$force" = 1 ] && [ "$action" != grow-disk ]; then die_usage "--force goes with --grow-disk"; fi
 	if [ "$action" = reset ]; then
 		[ -z "$mode" ] || die_usage "--reset and $mode don't go together"
 		reset_holds "$@"
+	fi
+	if [ "$action" = grow-disk ]; then
+		case $mode in "" | --dry-run) ;; *) die_usage "--grow-disk and $mode don't go together" ;; esac
+		grow_disk "$size" "$force" "$mode" "$@"
 	fi
 	if [ "$action" != check ]; then
 		if [ -n "$mode" ] || [ $# -gt 0 ]; then die_usage "--$action takes no other arguments"; fi
 		case $action in
 		install-cron) install_cron ;;
 		install-timer) install_timer ;;
+		install-launchd) install_launchd ;;
 		uninstall) uninstall "$purge" ;;
 		version) version ;;
 		esac
