@@ -12,6 +12,7 @@ the ``steps`` fixture, and list the module below.
 | reconfigure_runner    | registration    | missing, deleted or stale registration |
 | sync_labels           | labels          | a config label missing at GitHub       |
 | start_runner_service  | service         | runner service or listener not running |
+| enable_runner_service | service         | runner unit not enabled at boot        |
 | diagnose_offline      | online          | GitHub shows the runner offline        |
 | enable_bpf_lsm        | bpf_lsm         | BPF LSM inactive (opt-in: reboots)     |
 | reboot_when_required  | os_updates      | reboot pending (opt-in, idle only)     |

@@ -243,6 +243,20 @@ class RunnerInstall:
             'printf \'%s %s\\n\' "${p##*/}" "$(systemctl is-active -- "${p##*/}")"; done'
         )
 
+    def unit_file_states(self) -> dict[str, str]:
+        """``systemctl is-enabled`` of each of installed_units(): "enabled" starts it at boot;
+        "disabled", "masked", "enabled-runtime" (gone at the next boot) ... do not."""
+        listed = run(self.host, as_root(self.host, self._unit_file_states_command()), timeout=30)
+        states = dict(line.rpartition(" ")[::2] for line in listed.stdout.splitlines())
+        return {name: states[name] for name in _unit_names(states)}
+
+    def _unit_file_states_command(self) -> str:
+        """``<unit> <is-enabled>`` for each installed unit: a fixed command, so a prefetch has it."""
+        return (
+            f"{self._find_units()} | while IFS= read -r p; do "
+            'printf \'%s %s\\n\' "${p##*/}" "$(systemctl is-enabled -- "${p##*/}")"; done'
+        )
+
     # -x matches the process name (the runner's binaries are called so), not command lines:
     # neither the shell running pgrep nor a `tail ... Runner.Worker` counts.
     def listener_running(self) -> bool:
@@ -289,6 +303,7 @@ class RunnerInstall:
             self._read_command(".service", kib=1),
             self._find_units(),
             self._active_units_command(),
+            self._unit_file_states_command(),
             self._diag_command(300),
             self._journal_command(300),
         ]
