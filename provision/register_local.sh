@@ -17,7 +17,14 @@ Usage: register_local.sh [--force] [--check] [--help]
 
 Registers the runner at REPO_URL (a repository or organisation URL) under RUNNER_NAME,
 installs its systemd service (svc.sh) and starts it. Already registered with the same name
-and URL: says so and changes nothing, unless --force.
+and URL: says so and leaves the registration alone, unless --force.
+
+The service is also made safe from the OS around it (provision/guards.sh): a drop-in with
+OOMScoreAdjust=-500 (a job's processes, which the runner sets to 500, die first under memory
+pressure), enabled at boot (checked), and ACTIONS_RUNNER_HOOK_JOB_COMPLETED in the runner's
+.env naming RUNNER_HEALTH_DIR/remediations/job_completed.sh (added to the other lines, never
+replacing a hook already set). A running service picks changes up at a restart, done only
+while no job runs.
 
 Token: a registration token (Settings > Actions > Runners > New, or the REST API; it expires
 after one hour) on stdin, or in RUNNER_TOKEN. Never as an argument.
@@ -36,6 +43,7 @@ Environment:
   RUNNER_DIR     default /opt/actions-runner
   RUNNER_USER    default github-runner (the service and config.sh run as this user)
   RUNNER_TOKEN   the registration token, when not on stdin
+  RUNNER_HEALTH_DIR  where runner-health is installed (default /opt/runner-health)
   API_URL        accepted for symmetry with setup.sh (unused: config.sh derives it)
 
 Exit status: 0 registered (or already was), 1 failed, 2 usage or missing input.
@@ -55,6 +63,10 @@ die_usage() {
 
 say() { echo "register_local.sh: $*"; }
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=provision/guards.sh
+. "$HERE/guards.sh"
+
 FORCE=0
 CHECK=0
 RUNNER_DIR=${RUNNER_DIR:-/opt/actions-runner}
@@ -62,6 +74,7 @@ RUNNER_USER=${RUNNER_USER:-github-runner}
 RUNNER_NAME=${RUNNER_NAME:-$(hostname -s 2>/dev/null || hostname)}
 REPO_URL=${REPO_URL:-}
 RUNNER_LABELS=${RUNNER_LABELS:-bpf-lsm,kernel-$(uname -r | cut -d. -f1,2)}
+RUNNER_HEALTH_DIR=${RUNNER_HEALTH_DIR:-/opt/runner-health}
 
 parse_args() {
 	while (($#)); do
@@ -98,15 +111,6 @@ is_registered_here() {
 		[[ $(runner_field gitHubUrl) == "$REPO_URL" ]]
 }
 
-# Run a command in the runner dir as the runner user (config.sh refuses root), with stdin.
-as_runner() {
-	if [[ $(id -un) == "$RUNNER_USER" ]]; then
-		(cd "$RUNNER_DIR" && bash -c "$1")
-	else
-		sudo -n -H -u "$RUNNER_USER" bash -c "cd $(printf '%q' "$RUNNER_DIR") && $1"
-	fi
-}
-
 svc() {
 	(cd "$RUNNER_DIR" && ./svc.sh "$@")
 }
@@ -124,20 +128,20 @@ read_token() {
 	[[ -n $TOKEN ]] || die_usage "no registration token: pipe it on stdin or set RUNNER_TOKEN"
 }
 
+# Installed (svc.sh), protected, enabled at boot (guards.sh) and running.
 ensure_service() {
-	if [[ -s $RUNNER_DIR/.service ]]; then
-		local unit
-		unit=$(<"$RUNNER_DIR/.service")
-		if systemctl is-active --quiet "$unit" 2>/dev/null; then
-			say "service $unit is running"
-			return
-		fi
-		say "starting service $unit"
-		svc start
+	if [[ ! -s $RUNNER_DIR/.service ]]; then
+		say "installing the runner service (svc.sh install $RUNNER_USER)"
+		svc install "$RUNNER_USER"
+	fi
+	protect_runner_service
+	local unit
+	unit=$(<"$RUNNER_DIR/.service")
+	if systemctl is-active --quiet "$unit" 2>/dev/null; then
+		say "service $unit is running"
 		return
 	fi
-	say "installing the runner service (svc.sh install $RUNNER_USER)"
-	svc install "$RUNNER_USER"
+	say "starting service $unit"
 	svc start
 }
 
@@ -166,14 +170,14 @@ main() {
 			svc stop || true
 			svc uninstall # config.sh remove refuses while the service is installed
 		fi
-		as_runner "./config.sh remove --local" </dev/null
+		as_runner_user "./config.sh remove --local" </dev/null
 	fi
 	say "registering $RUNNER_NAME at $REPO_URL (labels: $RUNNER_LABELS)"
 	local configure
 	configure="IFS= read -r ACTIONS_RUNNER_INPUT_TOKEN && export ACTIONS_RUNNER_INPUT_TOKEN && exec ./config.sh"
 	configure+=" --unattended --replace --url $(printf '%q' "$REPO_URL")"
 	configure+=" --name $(printf '%q' "$RUNNER_NAME") --labels $(printf '%q' "$RUNNER_LABELS") --work _work"
-	if ! printf '%s\n' "$TOKEN" | as_runner "$configure"; then
+	if ! printf '%s\n' "$TOKEN" | as_runner_user "$configure"; then
 		die "config.sh failed; a registration token expires after one hour: get a fresh one"
 	fi
 	unset TOKEN

@@ -90,6 +90,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SOURCE_DIR=$(dirname "$HERE")
 # shellcheck source=provision/cron.sh
 . "$HERE/cron.sh"
+# shellcheck source=provision/guards.sh
+. "$HERE/guards.sh"
 
 RUNNER_HEALTH_DIR=${RUNNER_HEALTH_DIR:-/opt/runner-health}
 SETTINGS_FILE=$RUNNER_HEALTH_DIR/.setup-settings
@@ -137,7 +139,7 @@ check_inputs() {
 	[[ $(id -u) == 0 ]] || die_usage "run as root (sudo -E provision/setup.sh)"
 	# This VM's kernel, as the kernel-matrix jobs ask for it; an explicit RUNNER_LABELS wins.
 	RUNNER_LABELS=${RUNNER_LABELS:-bpf-lsm,kernel-$(uname -r | cut -d. -f1,2)}
-	export RUNNER_DIR RUNNER_USER RUNNER_NAME RUNNER_LABELS REPO_URL
+	export RUNNER_DIR RUNNER_USER RUNNER_NAME RUNNER_LABELS REPO_URL RUNNER_HEALTH_DIR
 }
 
 packages() {
@@ -325,23 +327,6 @@ install_runner_health() {
 	make -C "$dest" --no-print-directory .venv/.installed
 }
 
-# Write $2 to $1, root-owned with mode $3, unless it already is exactly that; say which. The
-# content goes to a new file of mktemp's (0600, created afresh, never through a link) that then
-# replaces $1 in one rename: nobody ever sees it half-written or more open than $3.
-put_file() {
-	if [[ -f $1 && ! -L $1 && $(stat -c '%a %u %g' "$1") == "$3 0 0" ]] && [[ $(cat "$1") == "$2" ]]; then
-		say "$1 unchanged"
-		return
-	fi
-	local tmp
-	tmp=$(mktemp "$1.XXXXXX")
-	printf '%s\n' "$2" >"$tmp"
-	chown 0:0 "$tmp"
-	chmod "$3" "$tmp"
-	mv -f "$tmp" "$1"
-	say "wrote $1"
-}
-
 config() {
 	step "runner-health config in $CONFIG_DIR"
 	mkdir -p "$CONFIG_DIR"
@@ -414,6 +399,24 @@ $line" 644
 	grep -qxF -- "$line" "$file" || die "$file does not hold the line just written: $line"
 }
 
+# What keeps OS updates away from jobs (guards.sh), in every mode: --upgrade brings it to
+# existing installs.
+os_updates() {
+	step "OS updates and the runner's jobs"
+	os_update_guards
+}
+
+# The runner's unit, once registered (register_local.sh does it on registration): protected
+# from the OOM killer before jobs, enabled at boot, with the job-completed hook.
+runner_service() {
+	step "the runner's service"
+	if [[ -e $RUNNER_DIR/.service || -L $RUNNER_DIR/.service ]]; then
+		protect_runner_service
+	else
+		say "no runner service yet: register_local.sh protects it when it installs it"
+	fi
+}
+
 uses_timer() { [[ -d /run/systemd/system || -n ${SYSTEMD_DIR:-} ]]; }
 
 schedules() {
@@ -435,10 +438,18 @@ record() {
 		settings+=$'\n'"$var=${!var}"
 	done
 	put_file "$SETTINGS_FILE" "$settings" 644
-	local systemd=${SYSTEMD_DIR:-/etc/systemd/system} path
+	local systemd=$SYSTEMD_DIR path unit
 	local installed="# Installed by provision/setup.sh: \"remove PATH\" goes on uninstall, \"purge PATH\" with --purge"
 	installed+=$'\n'"remove $RUNNER_HEALTH_DIR"
 	installed+=$'\n'"remove $CRON_DIR/runner-health-free-disk"
+	for path in "$NEEDRESTART_CONF_DIR/runner-health.conf" "$APT_CONF_DIR/52runner-health" \
+		"$systemd"/apt-daily{,-upgrade}.service.d/runner-health.conf \
+		"$systemd/apt-daily-upgrade.timer.d/runner-health.conf"; do
+		installed+=$'\n'"remove $path"
+	done
+	if unit=$(runner_unit 2>/dev/null); then
+		installed+=$'\n'"remove $systemd/$unit.d/runner-health.conf"
+	fi
 	if uses_timer; then
 		installed+=$'\n'"remove $systemd/runner-health.timer"$'\n'"remove $systemd/runner-health.service"
 	fi
@@ -459,6 +470,8 @@ upgrade() {
 	old=$(version_of "$RUNNER_HEALTH_DIR")
 	say "upgrading runner-health in $RUNNER_HEALTH_DIR; its config, token, the runner and its registration stay as they are"
 	install_runner_health rebuild
+	os_updates
+	runner_service
 	schedules
 	record
 	new=$(version_of "$RUNNER_HEALTH_DIR")
@@ -487,6 +500,8 @@ main() {
 		packages
 		runner_user
 		install_runner_health
+		os_updates
+		runner_service
 		config
 		schedules
 		record
@@ -503,8 +518,9 @@ main() {
 	packages
 	runner_user
 	install_runner
+	install_runner_health # before register: the runner's .env names its job-completed hook
+	os_updates
 	register
-	install_runner_health
 	admin_token
 	config
 	schedules

@@ -12,8 +12,10 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -54,16 +56,25 @@ printf '\xef\xbb\xbf{"agentId": 7, "agentName": "%s", "gitHubUrl": "%s", "workFo
   "$name" "$url" > "$here/.runner"
 """
 
-FAKE_SVC_SH = r"""
+UNIT = "actions.runner.acme-kernel-ci.assay-bpf-runner.service"
+# svc.sh stand-in: the real one writes the unit into /etc/systemd/system and enables it
+# (systemd.svc.sh.template install: systemctl enable), uninstall removes only the unit file.
+FAKE_SVC_SH = rf"""
 here=$(pwd)
 echo "svc.sh $*" >> "$here/svc.calls"
 case $1 in
-  install) echo "actions.runner.fake.service" > "$here/.service" ;;
-  start) [ -z "${SYSTEMCTL_STATE:-}" ] || touch "$SYSTEMCTL_STATE/actions.runner.fake.service.active" ;;
-  stop) rm -f "${SYSTEMCTL_STATE:-/nonexistent}/actions.runner.fake.service.active" ;;
-  uninstall) rm -f "$here/.service" ;;
+  install) echo "{UNIT}" > "$here/.service"; echo "[Service]" > "$SYSTEMD_DIR/{UNIT}"
+    [ -n "${{SVC_NO_ENABLE:-}}" ] || touch "$SYSTEMCTL_STATE/{UNIT}.enabled" ;;
+  start) [ -z "${{SYSTEMCTL_STATE:-}}" ] || touch "$SYSTEMCTL_STATE/{UNIT}.active" ;;
+  stop) rm -f "${{SYSTEMCTL_STATE:-/nonexistent}}/{UNIT}.active" ;;
+  uninstall) rm -f "$here/.service" "$SYSTEMD_DIR/{UNIT}" ;;
 esac
 """
+# systemctl stand-in that also restarts (recorded), for the runner's unit.
+FAKE_SYSTEMCTL_RESTART = (
+    '[ "$1" = restart ] && { echo "restart $2" >> "$SYSTEMCTL_STATE/restarts"; exit 0; }\n'
+    + FAKE_SYSTEMCTL
+)
 
 
 def make_runner_dir(root: Path) -> Path:
@@ -91,12 +102,14 @@ def runner_tarball(path: Path) -> str:
 def system(tmp_path: Path, fakes) -> dict[str, str]:
     """Fake systemctl/crontab/useradd; every system path in a temp dir."""
     bin_dir, _ = fakes
-    write_fake(bin_dir, "systemctl", FAKE_SYSTEMCTL)
+    write_fake(bin_dir, "systemctl", FAKE_SYSTEMCTL_RESTART)
     write_fake(bin_dir, "crontab", "exit 0")
     write_fake(bin_dir, "useradd", "exit 0")
     for sub in ("systemd", "systemctl-state", "etc-runner-health", "cron.d"):
         (tmp_path / sub).mkdir()
     return {
+        "NEEDRESTART_CONF_DIR": str(tmp_path / "needrestart.conf.d"),
+        "APT_CONF_DIR": str(tmp_path / "apt.conf.d"),
         "SYSTEMD_DIR": str(tmp_path / "systemd"),
         "SYSTEMCTL_STATE": str(tmp_path / "systemctl-state"),
         "CONFIG_DIR": str(tmp_path / "etc-runner-health"),
@@ -467,6 +480,12 @@ def test_setup_lists_what_it_installed(fakes, setup_env):
     assert lines[1:] == [
         f"remove {installed}",
         f"remove {setup_env['CRON_DIR']}/runner-health-free-disk",
+        f"remove {setup_env['NEEDRESTART_CONF_DIR']}/runner-health.conf",
+        f"remove {setup_env['APT_CONF_DIR']}/52runner-health",
+        f"remove {systemd}/apt-daily.service.d/runner-health.conf",
+        f"remove {systemd}/apt-daily-upgrade.service.d/runner-health.conf",
+        f"remove {systemd}/apt-daily-upgrade.timer.d/runner-health.conf",
+        f"remove {systemd}/{UNIT}.d/runner-health.conf",
         f"remove {systemd}/runner-health.timer",
         f"remove {systemd}/runner-health.service",
         f"purge {config_dir}/config.toml",
@@ -581,6 +600,160 @@ def test_free_disk_cron_refuses_a_path_no_cron_line_can_carry(name, tmp_path, fa
     assert result.returncode == 2, result.stdout + result.stderr
     assert "cron" in result.stderr
     assert not list((tmp_path / "cron.d").iterdir())
+
+
+# -- OS updates and the runner's unit (provision/guards.sh) -------------------------------
+
+OS_UPDATE_FILES = {
+    "NEEDRESTART_CONF_DIR": ("runner-health.conf", "/etc/needrestart/conf.d/runner-health.conf"),
+    "APT_CONF_DIR": ("52runner-health", "/etc/apt/apt.conf.d/52runner-health"),
+    **{
+        f"SYSTEMD_DIR {unit}": (
+            f"{unit}.d/runner-health.conf",
+            f"/etc/systemd/system/{unit}.d/runner-health.conf",
+        )
+        for unit in ("apt-daily.service", "apt-daily-upgrade.service", "apt-daily-upgrade.timer")
+    },
+}
+# Perl as needrestart evaluates its conf.d files (`do FILE` into %nrconf), then which of the
+# services it would leave alone (override_rc 0).
+NEEDRESTART_EVAL = r"""
+our %nrconf; do $ARGV[0]; die $@ if $@;
+for my $svc (@ARGV[1..$#ARGV]) {
+  print "$svc\n" if grep { $svc =~ /$_/ && !$nrconf{override_rc}{$_} } keys %{$nrconf{override_rc}};
+}
+"""
+FAKE_PGREP_WORKER = '[ "$*" = "-x Runner.Worker" ] && exit 0; exec /usr/bin/pgrep "$@"'
+
+
+def os_update_file(env: dict[str, str], key: str) -> Path:
+    return Path(env[key.split()[0]]) / OS_UPDATE_FILES[key][0]
+
+
+def test_setup_keeps_needrestart_and_apt_away_from_jobs(fakes, setup_env):
+    run_setup(fakes, setup_env)
+    for key, (_, in_cloud_init) in OS_UPDATE_FILES.items():
+        assert os_update_file(setup_env, key).read_text() == cloud_init_file(in_cloud_init), key
+    # needrestart leaves the runner's unit and Docker's alone, restarts anything else.
+    kept = subprocess.run(
+        [
+            "perl",
+            "-e",
+            NEEDRESTART_EVAL,
+            str(os_update_file(setup_env, "NEEDRESTART_CONF_DIR")),
+            UNIT,
+            "docker.service",
+            "containerd.service",
+            "ssh.service",
+            "actions.service",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert kept == [UNIT, "docker.service", "containerd.service"]
+    apt = os_update_file(setup_env, "APT_CONF_DIR").read_text()
+    assert 'Unattended-Upgrade::Automatic-Reboot "false";' in apt
+    # The apt services' ExecCondition: skipped (exit 1) while a Runner.Worker runs, else run.
+    dropin = os_update_file(setup_env, "SYSTEMD_DIR apt-daily-upgrade.service").read_text()
+    condition = shlex.split(dropin.split("ExecCondition=")[1].splitlines()[0])
+    idle = subprocess.run(condition, env={"PATH": os.environ["PATH"]}, check=False)
+    write_fake(fakes[0], "pgrep", FAKE_PGREP_WORKER)
+    busy = subprocess.run(condition, env={"PATH": f"{fakes[0]}:{os.environ['PATH']}"}, check=False)
+    assert (idle.returncode, busy.returncode) == (0, 1)
+    again = run_setup(fakes, setup_env)
+    for key in OS_UPDATE_FILES:
+        assert f"{os_update_file(setup_env, key)} unchanged" in again.stdout
+
+
+@pytest.fixture
+def hook(tmp_path) -> dict[str, str]:
+    """An installed runner-health with its job-completed hook script."""
+    health = tmp_path / "opt-runner-health"
+    (health / "remediations").mkdir(parents=True)
+    write_fake(health / "remediations", "job_completed.sh", "exit 0")
+    return {"RUNNER_HEALTH_DIR": str(health)}
+
+
+def test_register_protects_enables_and_hooks_the_runner_unit(runner, hook, fakes, tmp_path):
+    directory, env = runner
+    env = {**env, **hook}
+    (directory / ".env").write_text("LANG=C.UTF-8\nJAVA_HOME=/opt/jdk\n")
+    script = str(PROVISION / "register_local.sh")
+    first = run_script([script], fakes=fakes, env=env, stdin=SECRET)
+    assert first.returncode == 0, first.stdout + first.stderr
+    dropin = Path(env["SYSTEMD_DIR"]) / f"{UNIT}.d" / "runner-health.conf"
+    assert "\nOOMScoreAdjust=-500\n" in dropin.read_text() + "\n"
+    assert "Restart=" not in dropin.read_text().replace("No Restart=", "")
+    hook_line = (
+        "ACTIONS_RUNNER_HOOK_JOB_COMPLETED="
+        f"{hook['RUNNER_HEALTH_DIR']}/remediations/job_completed.sh"
+    )
+    env_text = f"LANG=C.UTF-8\nJAVA_HOME=/opt/jdk\n{hook_line}\n"
+    assert (directory / ".env").read_text() == env_text
+    state = Path(env["SYSTEMCTL_STATE"])
+    assert not (state / "restarts").exists()  # protected before its first start
+    # Again, with the unit disabled meanwhile: enabled again, nothing else changed.
+    (state / f"{UNIT}.enabled").unlink()
+    again = run_script([script], fakes=fakes, env=env, stdin="")
+    assert again.returncode == 0, again.stderr
+    assert f"enabled {UNIT}: it starts at boot" in again.stdout
+    assert (state / f"{UNIT}.enabled").exists()
+    assert (
+        f"{dropin} unchanged" in again.stdout and "already has ACTIONS_RUNNER_HOOK" in again.stdout
+    )
+    assert (directory / ".env").read_text() == env_text
+    assert not (state / "restarts").exists()
+    # A changed drop-in on a running, idle unit: restarted; with a job running: left alone.
+    dropin.write_text("[Service]\n")
+    write_fake(fakes[0], "pgrep", FAKE_PGREP_WORKER)
+    busy = run_script([script], fakes=fakes, env=env, stdin="")
+    assert "a job is running" in busy.stdout and not (state / "restarts").exists()
+    (fakes[0] / "pgrep").unlink()
+    dropin.write_text("[Service]\n")
+    idle = run_script([script], fakes=fakes, env=env, stdin="")
+    assert (state / "restarts").read_text() == f"restart {UNIT}\n", idle.stdout
+
+
+@pytest.mark.parametrize("case", ["link", "other-hook", "fifo"])
+def test_the_runner_env_is_never_followed_or_clobbered(case, runner, hook, fakes, tmp_path):
+    directory, env = runner
+    env = {**env, **hook}
+    target = tmp_path / "root-owned"
+    target.write_text("SECRET=1\n")
+    dot_env = directory / ".env"
+    if case == "link":
+        dot_env.symlink_to(target)
+    elif case == "fifo":
+        os.mkfifo(dot_env)
+    else:
+        dot_env.write_text("A=1\nACTIONS_RUNNER_HOOK_JOB_COMPLETED=/home/me/hook.sh\nB=2\n")
+    before = dot_env.read_text() if case == "other-hook" else None
+    result = run_script([str(PROVISION / "register_local.sh")], fakes=fakes, env=env, stdin=SECRET)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert target.read_text() == "SECRET=1\n"
+    if case == "other-hook":
+        assert dot_env.read_text() == before
+        assert "sets another ACTIONS_RUNNER_HOOK_JOB_COMPLETED: kept" in result.stdout
+    else:
+        assert "not edited (not-a-file)" in result.stdout
+        assert dot_env.is_symlink() if case == "link" else stat.S_ISFIFO(dot_env.lstat().st_mode)
+
+
+def test_a_service_file_naming_another_unit_is_not_protected(runner, hook, fakes):
+    directory, env = runner
+    env = {**env, **hook}
+    assert (
+        run_script(
+            [str(PROVISION / "register_local.sh")], fakes=fakes, env=env, stdin=SECRET
+        ).returncode
+        == 0
+    )
+    (directory / ".service").write_text("ssh.service\n")  # a job wrote it
+    (Path(env["SYSTEMD_DIR"]) / "ssh.service").write_text("[Service]\n")
+    result = run_script([str(PROVISION / "register_local.sh")], fakes=fakes, env=env, stdin="")
+    assert "does not name a runner unit" in result.stderr
+    assert not (Path(env["SYSTEMD_DIR"]) / "ssh.service.d").exists()
 
 
 # -- register_local.sh -------------------------------------------------------------------
