@@ -92,6 +92,11 @@ _DIAG_LINE = re.compile(
 )
 
 
+# One Worker log per job, named after its UTC start (HostTraceListener.cs _logFileNamingPattern
+# "{0}_{1:yyyyMMdd-HHmmss}-utc.log"): only names of this shape count (a job can write any).
+WORKER_LOG = re.compile(r"Worker_(\d{8}-\d{6})-utc\.log")
+
+
 @dataclass(frozen=True)
 class RunnerLog:
     """The runner's recent log, kept by source: only the source tells its lines apart."""
@@ -295,6 +300,35 @@ class RunnerInstall:
             'i=$(systemctl show -p InvocationID --value -- "$u"); '
             f'[ -z "$i" ] || journalctl _SYSTEMD_INVOCATION_ID="$i" -n {lines} --no-pager -o cat; done'
         )
+
+    def worker_logs(self) -> dict[str, float]:
+        """The _diag/Worker_*.log files (regular files only, named as WORKER_LOG) and when each
+        was last written (epoch seconds). A ``_diag`` that is a link lists nothing (find does
+        not follow it)."""
+        diag = shlex.quote(f"{self.directory}/_diag")
+        command = (
+            f"find {diag} -maxdepth 1 -type f -name 'Worker_*-utc.log' -printf '%T@ %f\\n' "
+            "2>/dev/null || true"
+        )
+        found: dict[str, float] = {}
+        for line in _text(run(self.host, as_root(self.host, command), timeout=30)).split("\n"):
+            written, _, name = line.partition(" ")
+            if WORKER_LOG.fullmatch(name):
+                try:
+                    found[name] = float(written)
+                except ValueError:
+                    continue
+        return found
+
+    def worker_log(self, name: str, kib: int = 64) -> str:
+        """The first ``kib`` KiB of ``_diag/<name>``, a name WORKER_LOG matches; "" when it is
+        gone or not a regular file (never read through a link)."""
+        if not WORKER_LOG.fullmatch(name):
+            raise ValueError(f"not a Worker log name: {name[:100]!r}")
+        try:
+            return self._read(f"_diag/{name}", kib=kib) or ""
+        except NotRegularFile:
+            return ""
 
     def prefetch_commands(self) -> list[str]:
         """What the checks read here, for ``targets.prefetch(..., root=...)``."""

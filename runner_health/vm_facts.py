@@ -11,7 +11,7 @@ after it fresh too).
 
 from __future__ import annotations
 
-from runner_health import bpf_lsm, clock, disk, os_updates
+from runner_health import bpf_lsm, clock, disk, oom, os_updates
 from runner_health.config import Settings
 from runner_health.runner import LISTENER, RunnerInstall
 
@@ -26,4 +26,4 @@ def commands(settings: Settings, install: RunnerInstall) -> tuple[list[str], lis
         *(c for path in ("/", f"{directory}/_work", directory) for c in disk.commands(path)),
         LISTENER,
     ]
-    return plain, install.prefetch_commands()
+    return plain, [*install.prefetch_commands(), oom.COMMAND]
