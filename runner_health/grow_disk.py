@@ -142,7 +142,10 @@ def grow(
             f"{name}'s disk is {gib(current)} already: {gib(size)} is not larger, and "
             'Multipass only grows a disk ("Disk can only be expanded")'
         )
-    if run(vm, "pgrep -x Runner.Worker", timeout=60).rc == 0:
+    worker = run(vm, "pgrep -x Runner.Worker", timeout=60).rc  # 0 found, 1 none, else error
+    if worker not in (0, 1):
+        raise RemediationFailed(f"cannot tell whether a job runs (pgrep exited {worker})")
+    if worker == 0:
         if not force:
             raise GrowRefused(
                 "a job is running (Runner.Worker): stopping the VM would kill it; run again when "
@@ -154,22 +157,26 @@ def grow(
         f"{name}: disk {gib(current)} -> {gib(size)}; / is {fs.fstype} on {fs.device}, {gib(before)}"
     )
     quoted = shlex.quote(name)
-    on_mac = {"host": workstation, "root": False}
     steps.run(
         f"multipass stop {quoted}",
         why="Multipass resizes a stopped instance only",
-        **on_mac,
+        host=workstation,
+        root=False,
         timeout=START_TIMEOUT,
     )
     try:
         steps.run(
-            f"multipass set local.{name}.disk={size_text.strip()}", why="grow the image", **on_mac
+            f"multipass set local.{name}.disk={size_text.strip()}",
+            why="grow the image",
+            host=workstation,
+            root=False,
         )
     finally:
         steps.run(
             f"multipass start {quoted}",
             why="the runner's VM runs again",
-            **on_mac,
+            host=workstation,
+            root=False,
             timeout=START_TIMEOUT,
         )
     for command in fs.commands():
