@@ -205,6 +205,14 @@ def test_health_check_sh_passes_size_dry_run_and_the_rest(fakes, vm):
     assert usage.returncode == 4 and "--grow-disk needs a SIZE" in usage.stderr
 
 
+def test_a_job_check_that_fails_is_no_licence_to_stop(fakes, vm):
+    write_fake(fakes[0], "pgrep", "exit 3")
+    result = grow(["20G"], fakes, vm)
+    assert result.returncode == 1
+    assert "FAILED: cannot tell whether a job runs (pgrep exited 3)" in result.stdout
+    assert multipass_changes(fakes) == []
+
+
 # --- the stand-in's `multipass get/set` (tests/testbed/multipass_settings.py) ----------------
 
 
