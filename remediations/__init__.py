@@ -6,7 +6,7 @@ the ``steps`` fixture, and list the module below.
 
 | fixture               | module          | heals                                  |
 |-----------------------|-----------------|----------------------------------------|
-| start_vm              | vm              | the Multipass VM is stopped            |
+| start_vm              | vm              | Multipass VM down/Unknown/unreachable  |
 | sync_clock            | clock           | clock offset / time daemon unsynced    |
 | free_disk             | disk            | low disk on / or the runner's _work    |
 | reconfigure_runner    | registration    | missing, deleted or stale registration |

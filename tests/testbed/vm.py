@@ -368,14 +368,20 @@ class TestbedVM:
             self._save(phase="running")
             _log(f"ssh up {time.monotonic() - started:.1f} s after launch")
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Power the guest off cleanly (``multipass stop``); the overlay keeps its contents."""
+    def stop(self, timeout: float = STOP_TIMEOUT, *, force: bool = False) -> None:
+        """Power the guest off cleanly (``multipass stop``); the overlay keeps its contents.
+        ``force`` kills qemu at once, as ``multipass stop --force`` does (Poweroff: the VM
+        process is killed, qemu_virtual_machine.cpp): that works on a paused guest too."""
         state = self.state()
         if not state:
             return
         with self._locked():
             pid = state.get("qemu_pid")
-            if _alive(pid, state["overlay"]):
+            if _alive(pid, state["overlay"]) and force:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, state["overlay"], timeout)
+            elif _alive(pid, state["overlay"]):
                 self._save(phase="stopping")
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.ssh("systemctl --no-block poweroff", check=False, timeout=20)
@@ -428,6 +434,29 @@ class TestbedVM:
         return result
 
     # helpers for fault-injection tests ---------------------------------------------------
+
+    def pause(self) -> None:
+        """Freeze the guest (SIGSTOP to qemu), as a Mac's sleep leaves it: the process runs
+        on for Multipass, nothing in the VM answers. ``resume()`` or a forced stop ends it."""
+        self._signal_qemu(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_qemu(signal.SIGCONT)
+
+    def lose_track(self) -> None:
+        """Multipass's state for a running VM becomes Unknown (its SSH wait timed out,
+        base_virtual_machine.cpp ``timeout_ssh``): bin/multipass then behaves as for Unknown."""
+        self._save(phase="unknown")
+
+    def set_daemon(self, fault: str | None) -> None:
+        """multipassd for bin/multipass: None (answers), "down" (no socket) or "hung"."""
+        self._save(daemon=fault)
+
+    def _signal_qemu(self, sig: signal.Signals) -> None:
+        state = self.state()
+        if not _alive(state.get("qemu_pid"), state.get("overlay", str(self.state_dir))):
+            raise RuntimeError("the VM is not running")
+        os.kill(state["qemu_pid"], sig)
 
     def clock_offset(self) -> float:
         """Guest clock minus host clock, in seconds (ssh round trip halved)."""
