@@ -15,22 +15,30 @@ set -euo pipefail
 usage() {
 	cat <<'EOF'
 Usage: free_disk.sh [--runner-dir DIR] [--work-dir DIR] [--if-free-below-percent P]
-                    [--if-free-below-gib G] [--dry-run] [--help]
+                    [--if-free-below-gib G] [--if-inodes-below-percent P]
+                    [--tmp-max-age-days D] [--dry-run] [--help]
        multipass exec assay-bpf-runner -- sudo bash -s [-- OPTIONS] < free_disk.sh
 
-Frees disk on the runner VM and prints what it freed (df of / and the runner's work dir
-before and after each step):
-  1. Docker: stopped containers, dangling images, build cache (if docker is installed)
+Frees disk space and inodes on the runner VM and prints what it freed (free space and free
+inodes of / and the runner's work dir before and after each step):
+  1. Docker (if installed): containers of finished jobs left running (those carrying the
+     runner's label), stopped containers, unused anonymous volumes, dangling images, build cache
   2. APT package cache
   3. systemd journal, vacuumed to $JOURNAL_MAX (default 200M)
-  4. runner caches: _diag logs beyond the newest $DIAG_KEEP (default 5) of each kind,
+  4. files in /tmp older than --tmp-max-age-days (default 7): regular files only, on /tmp's
+     own filesystem, none in systemd-private-* (services' private /tmp); links not followed
+  5. runner caches: _diag logs beyond the newest $DIAG_KEEP (default 5) of each kind,
      a stale _update; and, only while no job runs, what _work/_temp, _tool, _actions hold
-  5. finished job workspaces (_work/<repo>): only while no job runs
+  6. finished job workspaces (_work/<repo>): only while no job runs
+When / or the work folder is still short afterwards (below the thresholds given, or 10% of
+its space or inodes), it names the largest directories on it (du -x, at most 3 levels deep,
+within 30 s): what a person may delete, and this script never will.
 
 While a Runner.Worker process runs (a job is in progress), no job workspace, _temp, _tool or
-_actions is touched, and Docker containers stopped within the last hour are kept. The check is
-made again before each removal in the work folder, and an entry with anything in it changed in
-the last $RECENT_MINUTES minutes (default 5; 0: no such rule) is kept: a job may just have begun.
+_actions is touched, no running container is removed, no volume is pruned, and Docker
+containers stopped within the last hour are kept. The check is made again before each removal
+in the work folder, and an entry with anything in it changed in the last $RECENT_MINUTES
+minutes (default 5; 0: no such rule) is kept: a job may just have begun.
 
 The work folder is --work-dir if given. Otherwise it is the runner's "workFolder" (.runner),
 which counts only if it resolves inside the runner directory (not in bin*, externals*, _diag):
@@ -42,11 +50,14 @@ Options:
   --work-dir DIR    the runner's work folder, for one kept outside the runner directory:
                     taken as given (.runner is then not read); a path without links that
                     does not hold the runner directory
-  --if-free-below-percent P, --if-free-below-gib G
+  --if-free-below-percent P, --if-free-below-gib G, --if-inodes-below-percent P
                     only clean when / or the work folder's filesystem has less than P% (of its
-                    size) or G GiB free (whole numbers); otherwise say so and touch nothing
-                    (the hourly cron passes them: tool caches and workspaces stay while the
-                    disk has room)
+                    size) or G GiB free, or less than P% of its inodes free (whole numbers;
+                    with either of the first two, inodes count below 10% unless given);
+                    otherwise say so and touch nothing (the hourly cron passes them: tool
+                    caches and workspaces stay while the disk has room)
+  --tmp-max-age-days D
+                    remove files in /tmp not changed for D days (whole days; default 7)
   --dry-run         print what would be removed and how big it is; change nothing
   -h, --help        this text
 
@@ -64,6 +75,9 @@ WORK_OPT=""     # --work-dir, resolved
 WORK_DIR=""     # the work folder to clean, resolved; empty: none we may trust
 BELOW_PERCENT="" # --if-free-below-percent: clean only below this much free (empty: always)
 BELOW_GIB=""     # --if-free-below-gib
+BELOW_INODES=""  # --if-inodes-below-percent (10 once another threshold is given)
+TMP_DAYS=7       # --tmp-max-age-days
+TMP_DIR=${TMP_DIR:-/tmp}
 JOB_RUNNING=0
 WARNINGS=0
 
@@ -96,12 +110,12 @@ parse_args() {
 			[[ -n $WORK_OPT ]] || die_usage "--work-dir needs a directory"
 			shift
 			;;
-		--if-free-below-percent | --if-free-below-gib)
+		--if-free-below-percent | --if-free-below-gib | --if-inodes-below-percent | --tmp-max-age-days)
 			(($# >= 2)) || die_usage "$1 needs a number"
 			threshold "$1" "$2"
 			shift 2
 			;;
-		--if-free-below-percent=* | --if-free-below-gib=*)
+		--if-free-below-percent=* | --if-free-below-gib=* | --if-inodes-below-percent=* | --tmp-max-age-days=*)
 			threshold "${1%%=*}" "${1#*=}"
 			shift
 			;;
@@ -125,17 +139,23 @@ parse_args() {
 	[[ $RECENT_MINUTES =~ ^[0-9]{1,6}$ ]] ||
 		die_usage "RECENT_MINUTES must be a number of minutes, got '$RECENT_MINUTES'"
 	DIAG_KEEP=$((10#$DIAG_KEEP)) RECENT_MINUTES=$((10#$RECENT_MINUTES)) # 08 is not octal
+	if [[ -n $BELOW_PERCENT$BELOW_GIB && -z $BELOW_INODES ]]; then BELOW_INODES=10; fi
+	((TMP_DAYS >= 1)) || die_usage "--tmp-max-age-days must be 1 or more: 0 would take every file in /tmp"
+	[[ $TMP_DIR == /?* ]] || die_usage "TMP_DIR must be an absolute path other than /, got '$TMP_DIR'"
 }
 
-# Threshold option $1 with value $2: a whole number (a percentage at most 100).
+# Number option $1 with value $2: a whole number (a percentage at most 100).
 threshold() {
 	[[ $2 =~ ^[0-9]{1,6}$ ]] || die_usage "$1 needs a whole number, got '$2'"
-	if [[ $1 == --if-free-below-percent ]]; then
-		BELOW_PERCENT=$((10#$2))
-		((BELOW_PERCENT <= 100)) || die_usage "$1 is a percentage (0 to 100), got '$2'"
-	else
-		BELOW_GIB=$((10#$2))
-	fi
+	local value=$((10#$2))
+	case $1 in
+	--if-free-below-gib) BELOW_GIB=$value ;;
+	--tmp-max-age-days) TMP_DAYS=$value ;;
+	*)
+		((value <= 100)) || die_usage "$1 is a percentage (0 to 100), got '$2'"
+		if [[ $1 == --if-free-below-percent ]]; then BELOW_PERCENT=$value; else BELOW_INODES=$value; fi
+		;;
+	esac
 }
 
 # --work-dir is root's word, but only as written: a link on the way could be the runner
@@ -158,6 +178,13 @@ check_work_opt() {
 inside() { [[ $2 == "$1"/* ]]; }
 
 in_work() { [[ -n $WORK_DIR ]] && inside "$WORK_DIR" "$1"; }
+
+# Untrusted text (a name a job chose) for a line of this report: control characters as '?',
+# at most 200 characters.
+clean() {
+	local text=${1//[[:cntrl:]]/?}
+	printf '%s' "${text:0:200}"
+}
 
 warn() {
 	echo "WARNING: $*" >&2
@@ -276,60 +303,124 @@ work_allowed() {
 
 human() { numfmt --to=iec-i --suffix=B "${1:-0}" 2>/dev/null || echo "${1:-0} bytes"; }
 
-# Free bytes on the filesystem holding $1 (nearest existing parent).
+# The nearest existing folder at or above $1.
 existing() {
 	local path=$1
 	while [[ ! -e $path && $path != / ]]; do path=$(dirname "$path"); done
 	echo "$path"
 }
 
-free_bytes() {
-	df -P -B1 "$(existing "$1")" </dev/null 2>/dev/null | awk 'NR == 2 { print $4; found = 1 }
-		END { if (!found) print 0 }'
+# "SIZE FREE" of the filesystem holding $2: in bytes with -B1, in inodes with -i (a filesystem
+# without an inode table, btrfs say, has size 0); nothing when df cannot tell.
+df_figures() {
+	df -P "$1" -- "$(existing "$2")" </dev/null 2>/dev/null | awk 'NR == 2 { print $2, $4 }'
 }
 
-# Free bytes on / plus on the work dir's filesystem when that is another one (a data disk).
+# Free bytes (-B1) or inodes (-i) on / plus on the work dir's filesystem when that is another
+# one (a data disk).
 free_total() {
-	local total
-	total=$(free_bytes /)
-	if [[ -n $WORK_DIR &&
-		$(stat -c %d / 2>/dev/null) != $(stat -c %d "$(existing "$WORK_DIR")" 2>/dev/null) ]]; then
-		total=$((total + $(free_bytes "$WORK_DIR")))
-	fi
+	local total=0 path size free
+	for path in / ${WORK_DIR:+"$WORK_DIR"}; do
+		if [[ $path != / && $(stat -c %d / 2>/dev/null) == $(stat -c %d "$(existing "$path")" 2>/dev/null) ]]; then
+			continue
+		fi
+		read -r size free < <(df_figures "$1" "$path") || true
+		[[ $free =~ ^[0-9]+$ ]] && total=$((total + free))
+	done
 	echo "$total"
 }
 
-# "/ 12GiB, /opt/actions-runner/_work 3GiB": free space where this script frees it.
+# Whether the filesystem holding $1 has less free than $2 % of its size, $3 GiB, or $4 % of
+# its inodes (an empty limit does not apply); a df that cannot measure counts as short.
+# FOUND says what was measured ("/ 3GiB (12%), 40% of inodes"); SHORT_INODES=1 when its
+# inodes are short.
+short_on() {
+	local path=$1 size="" avail="" inodes="" ifree="" short=0
+	FOUND="" SHORT_INODES=0
+	read -r size avail < <(df_figures -B1 "$path") || true
+	read -r inodes ifree < <(df_figures -i "$path") || true
+	if [[ ! $size =~ ^[0-9]+$ || ! $avail =~ ^[0-9]+$ ]] || ((size == 0)); then
+		FOUND="$path: df cannot tell"
+		return 0
+	fi
+	FOUND="$path $(human "$avail") ($((avail * 100 / size))%)"
+	if [[ -n $2 ]] && ((avail * 100 < $2 * size)); then short=1; fi
+	if [[ -n $3 ]] && ((avail < $3 * 1024 * 1024 * 1024)); then short=1; fi
+	if [[ $inodes =~ ^[0-9]+$ && $ifree =~ ^[0-9]+$ ]] && ((inodes > 0)); then
+		FOUND+=", $((ifree * 100 / inodes))% of inodes"
+		if [[ -n $4 ]] && ((ifree * 100 < $4 * inodes)); then SHORT_INODES=1 short=1; fi
+	fi
+	((short))
+}
+
+# "/ 12GiB (40%), 85% of inodes, /opt/actions-runner/_work ...": what is free where this
+# script frees it.
 free_summary() {
-	local line
-	line="/ $(human "$(free_bytes /)")"
-	[[ -z $WORK_DIR ]] || line+=", $WORK_DIR $(human "$(free_bytes "$WORK_DIR")")"
-	echo "$line"
+	local path line=""
+	for path in / ${WORK_DIR:+"$WORK_DIR"}; do
+		short_on "$path" "" "" "" || true
+		line+=", $FOUND"
+	done
+	echo "${line#, }"
 }
 
 df_line() { echo "  free: $(free_summary)"; }
 
-# Whether / and the work folder's filesystem both have at least the free space the thresholds
-# ask (as the disk check measures it: available bytes, and their share of the size); one df
-# cannot measure counts as short. SPACE says what was measured.
+# Whether / and the work folder's filesystem both have at least the free space and inodes the
+# thresholds ask (as the disk check measures them: available bytes and their share of the
+# size, free inodes' share); one df that cannot measure counts as short. SPACE says what was
+# measured.
 enough_space() {
-	local path size avail short=0
+	local path short=0
 	SPACE=""
 	for path in / ${WORK_DIR:+"$WORK_DIR"}; do
-		size="" avail=""
-		read -r size avail < <(df -P -B1 "$(existing "$path")" </dev/null 2>/dev/null |
-			awk 'NR == 2 { print $2, $4 }') || true
-		if [[ ! $size =~ ^[0-9]+$ || ! $avail =~ ^[0-9]+$ ]] || ((size == 0)); then
-			SPACE+=", $path: df cannot tell"
-			short=1
-			continue
-		fi
-		SPACE+=", $path $(human "$avail") ($((avail * 100 / size))%) free"
-		if [[ -n $BELOW_PERCENT ]] && ((avail * 100 < BELOW_PERCENT * size)); then short=1; fi
-		if [[ -n $BELOW_GIB ]] && ((avail < BELOW_GIB * 1024 * 1024 * 1024)); then short=1; fi
+		if short_on "$path" "$BELOW_PERCENT" "$BELOW_GIB" "$BELOW_INODES"; then short=1; fi
+		SPACE+=", $FOUND"
 	done
 	SPACE=${SPACE#, }
 	((!short))
+}
+
+# The 10 directories holding the most on the filesystem mounted at $1 (bytes, or inodes with
+# --inodes), at most 3 levels below it: du -x, niced, within 30 s (else what it measured by
+# then, said to be partial). Names are the VM users': shown through clean().
+largest() {
+	local mount=$1 unit=${2:--B1} what=bytes line size path shown=0 complete=0
+	[[ $unit == -B1 ]] || what=inodes
+	local -a du=(timeout 30 nice -n 19)
+	if command -v ionice >/dev/null; then du+=(ionice -c 3); fi
+	du+=(du -x -0 -d 3 "$unit" -- "$mount")
+	echo "  the directories holding the most $what on $(clean "$mount") (du -x, 3 levels):"
+	while IFS= read -r -d '' line; do
+		size=${line%%$'\t'*} path=${line#*$'\t'}
+		if [[ $path == "$mount" ]]; then
+			complete=1
+		elif ((shown < 10)); then
+			[[ $unit == --inodes ]] || size=$(human "$size")
+			printf '    %10s  %s\n' "$size" "$(clean "$path")"
+			shown=$((shown + 1))
+		fi
+	done < <("${du[@]}" </dev/null 2>/dev/null | sort -zrn | head -zn 11)
+	((complete)) || echo "    (partial: du did not finish within 30 s)"
+}
+
+# Each filesystem still short after the cleanup (below the thresholds given, else 10% of its
+# space or inodes), and what fills it: this script deletes nothing it doesn't own, so a person
+# must choose what goes.
+name_what_fills() {
+	local path mount device seen=" "
+	for path in / ${WORK_DIR:+"$WORK_DIR"}; do
+		short_on "$path" "${BELOW_PERCENT:-10}" "$BELOW_GIB" "${BELOW_INODES:-10}" || continue
+		path=$(existing "$path")
+		device=$(stat -c %d "$path" 2>/dev/null) || continue
+		[[ $seen != *" $device "* ]] || continue
+		seen+="$device "
+		mount=$(df --output=target -- "$path" </dev/null 2>/dev/null | tail -n 1) || continue
+		[[ $mount == /* && -d $mount ]] || continue
+		echo
+		echo "== still short: $FOUND"
+		if ((SHORT_INODES)); then largest "$mount" --inodes; else largest "$mount"; fi
+	done
 }
 
 size_of() { du -sbx "$@" 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
@@ -399,16 +490,21 @@ cmd() {
 }
 
 step() {
-	local title=$1 before after
+	local title=$1 before after inodes
 	shift
 	echo
 	echo "== $title"
-	before=$(free_total)
+	before=$(free_total -B1)
+	inodes=$(free_total -i)
 	"$@"
-	after=$(free_total)
+	after=$(free_total -B1)
 	df_line
 	if ((!DRY_RUN && after > before)); then
 		echo "  freed $(human $((after - before)))"
+	fi
+	after=$(free_total -i)
+	if ((!DRY_RUN && after > inodes)); then
+		echo "  freed $((after - inodes)) inodes"
 	fi
 }
 
@@ -422,13 +518,90 @@ clean_docker() {
 		return
 	fi
 	if job_running; then
-		# The job may still docker cp / commit a container it just stopped.
+		# The job may still docker cp / commit a container it just stopped, or be about to
+		# mount a volume it just created.
 		cmd docker container prune --force --filter until=1h
 	else
+		remove_finished_jobs_containers
 		cmd docker container prune --force
+		prune_volumes
 	fi
 	cmd docker image prune --force
 	cmd docker builder prune --force
+}
+
+# The label the runner gives each job and service container it starts, and the job's network
+# (actions/runner src/Runner.Worker/Container/DockerCommandManager.cs, DockerInstanceLabel):
+# the first 6 hex digits of the SHA-256 of .runner as File.ReadAllText reads it (a UTF-8 BOM
+# dropped), lowercased (src/Runner.Sdk/Util/IOUtil.cs, GetSha256Hash). ASCII lowercasing here:
+# a .runner with other capitals gives another label, and so removes nothing.
+runner_label() {
+	local file=$RUNNER_REAL/.runner label
+	[[ -f $file && ! -L $file ]] || return 1
+	label=$(timeout 5 head -c 1048576 -- "$file" </dev/null | LC_ALL=C sed '1s/^\xEF\xBB\xBF//' |
+		LC_ALL=C tr '[:upper:]' '[:lower:]' | sha256sum | cut -c1-6) || return 1
+	[[ $label =~ ^[0-9a-f]{6}$ ]] && printf '%s' "$label"
+}
+
+# Containers of jobs that are over: those with the runner's label, running or not, when no job
+# runs (the runner removes them itself at the next job that uses containers:
+# src/Runner.Worker/ContainerOperationProvider.cs, "Clean up resources from previous jobs").
+# A container a step started with `docker run` carries no label: nothing says whose it is,
+# so a running one stays (a stopped one goes with the prune).
+remove_finished_jobs_containers() {
+	local label id name state
+	if ! label=$(runner_label); then
+		echo "  no readable $RUNNER_DIR/.runner, so no runner label: running containers left alone"
+		return
+	fi
+	while IFS=$'\t' read -r id name state; do
+		[[ $id =~ ^[0-9a-f]{64}$ ]] || continue
+		if job_running; then
+			echo "  kept container $(clean "$name"): a job is running"
+			continue
+		fi
+		echo "  container $(clean "$name") ($(clean "$state")) carries the runner's label $label: its job is over"
+		cmd docker rm --force "$id"
+	done < <(timeout 60 docker ps --all --no-trunc --filter "label=$label" \
+		--format '{{.ID}}	{{.Names}}	{{.State}}' </dev/null 2>/dev/null)
+	cmd docker network prune --force --filter "label=$label"
+}
+
+# Volumes no container uses, anonymous ones only: what `volume prune` removes since API 1.42
+# (Docker 23); before, it took named volumes too, which may be a person's data: skipped there.
+prune_volumes() {
+	local api
+	api=$(timeout 30 docker version --format '{{.Server.APIVersion}}' </dev/null 2>/dev/null) || api=""
+	if [[ $api =~ ^1\.([0-9]{1,4})$ ]] && ((10#${BASH_REMATCH[1]} >= 42)); then
+		cmd docker volume prune --force
+	else
+		echo "  Docker API '$(clean "$api")' is not 1.42 or later: its volume prune may take named volumes, skipped"
+	fi
+}
+
+# Files in /tmp not changed for $TMP_DAYS days: regular files only (never a socket, FIFO or
+# link), on /tmp's own filesystem, none in a service's private /tmp (systemd-private-*). Both
+# the status change and the modification must be that old: a job's tar sets old mtimes, never
+# an old ctime. find -delete removes each from its folder and follows no link.
+clean_tmp() {
+	if [[ ! -d $TMP_DIR || -L $TMP_DIR ]]; then
+		echo "  $TMP_DIR is not a folder: nothing to do"
+		return
+	fi
+	local minutes=$((TMP_DAYS * 1440)) count=0 bytes=0
+	local -a old=(find "$TMP_DIR" -xdev -type f ! -path "$TMP_DIR/systemd-private-*"
+		-mmin +"$minutes" -cmin +"$minutes")
+	read -r count bytes < <(timeout 120 "${old[@]}" -printf '%s\n' </dev/null 2>/dev/null |
+		awk '{ n++; s += $1 } END { printf "%d %.0f\n", n, s }') || true
+	if ((count == 0)); then
+		echo "  no file in $TMP_DIR older than $TMP_DAYS days"
+	elif ((DRY_RUN)); then
+		echo "  would remove $count files in $TMP_DIR older than $TMP_DAYS days ($(human "$bytes"))"
+	elif timeout 600 "${old[@]}" -delete </dev/null 2>/dev/null; then
+		echo "  removed $count files in $TMP_DIR older than $TMP_DAYS days ($(human "$bytes"))"
+	else
+		warn "could not remove every file in $TMP_DIR older than $TMP_DAYS days"
+	fi
 }
 
 clean_apt() {
@@ -518,6 +691,7 @@ main() {
 		local wanted=""
 		[[ -z $BELOW_PERCENT ]] || wanted="$BELOW_PERCENT%"
 		[[ -z $BELOW_GIB ]] || wanted+="${wanted:+ or }${BELOW_GIB}GiB"
+		wanted+=" or ${BELOW_INODES}% of inodes"
 		if enough_space; then
 			echo "free_disk.sh: enough free space ($SPACE; cleaning starts below $wanted), nothing to do"
 			return 0
@@ -529,15 +703,17 @@ main() {
 	echo "free_disk.sh: runner dir $RUNNER_DIR, work dir ${WORK_DIR:-none}$( ((DRY_RUN)) && echo ' (dry run: nothing is changed)')"
 	echo "  free: $start"
 	job_running || true
-	step "Docker (stopped containers, dangling images, build cache)" clean_docker
+	step "Docker (finished jobs' containers, stopped containers, unused volumes, dangling images, build cache)" clean_docker
 	step "APT cache" clean_apt
 	step "systemd journal (vacuum to $JOURNAL_MAX)" clean_journal
+	step "files in $TMP_DIR older than $TMP_DAYS days" clean_tmp
 	step "runner caches (_diag, _update, _work/_temp, _tool, _actions)" clean_runner_caches
 	step "finished job workspaces (${WORK_DIR:-<work folder>}/<repo>)" clean_workspaces
 	echo
 	echo "== done$( ((DRY_RUN)) && echo ' (dry run)')"
 	echo "  before: $start"
 	df_line
+	name_what_fills
 	if ((WARNINGS)); then
 		echo "  $WARNINGS warning(s): see above"
 	fi

@@ -7,10 +7,13 @@ are never touched. The script runs as the suite sends it: ``bash -s -- ARGS < fr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,13 +23,26 @@ import pytest
 from tests.scripts.conftest import ROOT, run_script, write_fake
 
 SCRIPT = ROOT / "remediations" / "free_disk.sh"
+DOCKER_STAND_IN = Path(__file__).with_name("docker_stand_in.py")
+# What free_disk.sh only reads from docker: a dry run may ask these.
+DOCKER_READS = ("docker info", "docker version", "docker ps")
+
+
+def docker_state(fakes, state: dict) -> Path:
+    """The docker stand-in's state (API 1.45 unless given, nothing in it unless given)."""
+    path = fakes[1].parent / "docker.json"
+    base = {"api": "1.45", "containers": [], "volumes": [], "networks": []}
+    path.write_text(json.dumps({**base, **state}))
+    return path
 
 
 @pytest.fixture
 def cleaners(fakes):
-    """Fake docker (daemon answers), apt-get and journalctl that only log their calls."""
+    """The docker stand-in (a daemon with nothing in it: docker_state() fills it), fake apt-get
+    and journalctl that only log their calls."""
     bin_dir, _ = fakes
-    write_fake(bin_dir, "docker", "exit 0")
+    shutil.copy(DOCKER_STAND_IN, bin_dir / "docker")
+    docker_state(fakes, {})
     write_fake(bin_dir, "apt-get", "exit 0")
     write_fake(bin_dir, "journalctl", 'echo "Vacuuming done, freed 0B"')
     return fakes
@@ -123,9 +139,19 @@ def hook(bin_dir: Path, program: str, when: str, action: str) -> None:
     write_fake(bin_dir, program, body)
 
 
-def free_disk(args: list[str], fakes, **kwargs) -> subprocess.CompletedProcess[str]:
-    """Send the script on stdin, as the remediation and the seed's multipass exec do."""
-    return run_script(["bash", "-s", "--", *args], fakes=fakes, stdin=SCRIPT.read_text(), **kwargs)
+def free_disk(
+    args: list[str], fakes, env: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess[str]:
+    """Send the script on stdin, as the remediation and the seed's multipass exec do; its /tmp
+    is a folder of the test's, the docker stand-in's state the test's."""
+    env = {
+        "TMP_DIR": str(fakes[1].parent / "tmp"),
+        "FAKE_DOCKER_STATE": str(fakes[1].parent / "docker.json"),
+        **(env or {}),
+    }
+    return run_script(
+        ["bash", "-s", "--", *args], fakes=fakes, stdin=SCRIPT.read_text(), env=env, **kwargs
+    )
 
 
 def tree(root: Path) -> set[str]:
@@ -171,16 +197,22 @@ def test_without_a_job_finished_workspaces_and_caches_go(runner_dir, cleaners):
     assert "journalctl --vacuum-size=200M" in calls
 
 
-def test_a_running_job_keeps_every_workspace(runner_dir, cleaners):
-    # A process whose command line says Runner.Worker: what the real runner runs per job.
-    worker = subprocess.Popen(["bash", "-c", "exec -a Runner.Worker sleep 30"])
+def during_a_job(runner_dir: Path, fakes, worker: str) -> subprocess.CompletedProcess[str]:
+    """free_disk.sh while a process whose command line is ``worker`` runs: a job."""
+    process = subprocess.Popen(["bash", "-c", f"exec -a {worker} sleep 30"])
     try:
         time.sleep(0.2)
-        result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+        result = free_disk(["--runner-dir", str(runner_dir)], fakes)
     finally:
-        worker.kill()
-        worker.wait()
+        process.kill()
+        process.wait()
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_a_running_job_keeps_every_workspace(runner_dir, cleaners):
+    # A process whose command line says Runner.Worker: what the real runner runs per job.
+    result = during_a_job(runner_dir, cleaners, "Runner.Worker")
     assert_work_kept(runner_dir)
     assert "A job is running" in result.stdout
     assert "every job workspace" in result.stdout
@@ -221,9 +253,9 @@ def test_dry_run_deletes_nothing_and_runs_no_cleaner(runner_dir, cleaners):
     assert tree(runner_dir) == before
     assert "would remove " + str(runner_dir / "_work" / "kernel-ci") in result.stdout
     assert "would run: apt-get clean" in result.stdout
-    # docker info is a read; nothing that changes anything ran.
+    # docker info, version and ps are reads; nothing that changes anything ran.
     calls = cleaners[1].read_text().splitlines()
-    assert [c for c in calls if not c.startswith("docker info")] == []
+    assert [c for c in calls if not c.startswith(DOCKER_READS)] == []
 
 
 def test_runner_dir_from_env_and_no_docker(runner_dir, fakes):
@@ -235,7 +267,7 @@ def test_runner_dir_from_env_and_no_docker(runner_dir, fakes):
     result = run_script(
         ["bash", str(SCRIPT)],
         fakes=fakes,
-        env={"RUNNER_DIR": str(runner_dir), "PATH": path},
+        env={"RUNNER_DIR": str(runner_dir), "PATH": path, "TMP_DIR": str(runner_dir / "tmp")},
     )
     assert result.returncode == 0, result.stderr
     if Path("/usr/bin/docker").exists():
@@ -306,14 +338,30 @@ GIB = 1024**3
 
 @pytest.fixture
 def df(cleaners, runner_dir):
-    """The fake cleaners and a fake ``df -P -B1`` whose figures (size and available GiB) are set per test: those of
-    the work folder's filesystem for a path in the runner dir, those of / for any other."""
+    """The fake cleaners and a fake ``df`` whose figures are set per test: those of the work
+    folder's filesystem for a path in the runner dir, those of / for any other. $FAKE_DF_ROOT
+    and $FAKE_DF_WORK: size and available GiB (``df -P -B1``); ..._INODES: inodes and free
+    inodes (``df -P -i``; 100 50 unless set); $FAKE_MOUNT_ROOT and ..._WORK: the mount point
+    (``df --output=target``; none unless set: no du of this machine's /)."""
     write_fake(
         cleaners[0],
         "df",
-        f"""case "${{*: -1}}" in {runner_dir}*) set -- $FAKE_DF_WORK ;; *) set -- $FAKE_DF_ROOT ;; esac
-echo "Filesystem 1-blocks Used Available Capacity Mounted on"
-echo "/dev/fake $(($1 * {GIB})) $((($1 - $2) * {GIB})) $(($2 * {GIB})) 50% /"
+        f"""case "${{*: -1}}" in {runner_dir}*) fs=WORK ;; *) fs=ROOT ;; esac
+case " $* " in
+*" --output=target "*)
+	mount=FAKE_MOUNT_$fs
+	printf 'Mounted on\\n%s\\n' "${{!mount:-/nonexistent-mount}}" ;;
+*" -i "*)
+	figures=FAKE_DF_${{fs}}_INODES
+	set -- ${{!figures:-100 50}}
+	echo "Filesystem Inodes IUsed IFree IUse% Mounted on"
+	echo "/dev/fake $1 $(($1 - $2)) $2 50% /" ;;
+*)
+	figures=FAKE_DF_$fs
+	set -- ${{!figures}}
+	echo "Filesystem 1-blocks Used Available Capacity Mounted on"
+	echo "/dev/fake $(($1 * {GIB})) $((($1 - $2) * {GIB})) $(($2 * {GIB})) 50% /" ;;
+esac
 """,
     )
     return cleaners
@@ -360,6 +408,279 @@ def test_below_a_threshold_it_cleans(root, work, args, runner_dir, df):
     assert "short of space" in result.stdout
     assert not (runner_dir / "_work" / "kernel-ci").exists()
     assert "apt-get clean" in df[1].read_text()
+
+
+# --- inodes: a disk full of small files has bytes to spare ----------------------------------
+
+CRON = ["--if-free-below-percent", "15", "--if-free-below-gib", "10"]  # the hourly cron's
+
+
+@pytest.mark.parametrize(
+    ("inodes", "args", "cleans"),
+    [
+        (
+            "65536 1234",
+            CRON,
+            True,
+        ),  # 1.9% of inodes free: short, with the cron's options as they are
+        ("65536 32768", CRON, False),
+        ("65536 13000", [*CRON, "--if-inodes-below-percent", "20"], True),
+        ("65536 13000", [*CRON, "--if-inodes-below-percent=15"], False),
+        ("0 0", CRON, False),  # no inode table (btrfs): inodes never run out
+    ],
+)
+def test_few_free_inodes_trigger_the_cleanup(inodes, args, cleans, runner_dir, df):
+    result = free_disk(
+        ["--runner-dir", str(runner_dir), *args],
+        df,
+        env={"FAKE_DF_ROOT": "100 50", "FAKE_DF_WORK": "100 50", "FAKE_DF_WORK_INODES": inodes},
+    )
+    assert result.returncode == 0, result.stderr
+    assert ("short of space" in result.stdout) == cleans, result.stdout
+    assert (runner_dir / "_work" / "kernel-ci").exists() != cleans
+    if inodes == "65536 1234":
+        assert f"{runner_dir}/_work 50GiB (50%), 1% of inodes" in result.stdout
+        assert "cleaning starts below 15% or 10GiB or 10% of inodes" in result.stdout
+
+
+def test_the_report_shows_free_inodes_and_what_was_freed(runner_dir, cleaners):
+    # The real df: each step's line shows both; removing workspaces frees inodes.
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"free: / \S+ \(\d+%\), \d+% of inodes", result.stdout)
+    assert re.search(r"freed \d+ inodes", result.stdout)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--if-inodes-below-percent", "101"],
+        ["--tmp-max-age-days", "0"],
+        ["--tmp-max-age-days", "x"],
+    ],
+)
+def test_bad_new_arguments_exit_2(args, runner_dir, cleaners):
+    result = free_disk(["--runner-dir", str(runner_dir), *args], cleaners)
+    assert result.returncode == 2
+    assert (runner_dir / "_work" / "kernel-ci").exists()
+
+
+# --- still short: name what fills the filesystem, delete none of it -------------------------
+
+
+@pytest.fixture
+def full_mount(tmp_path: Path) -> Path:
+    """What a filesystem holds that free_disk.sh doesn't own: a person's data, a deep tree,
+    a folder whose name carries a terminal escape, and many small files."""
+    mount = tmp_path / "mnt"
+    (mount / "srv" / "data").mkdir(parents=True)
+    (mount / "srv" / "data" / "dump.img").write_bytes(b"x" * 3_000_000)
+    (mount / "home" / "alice" / "a" / "b").mkdir(parents=True)  # depth 5: shown at depth 3
+    (mount / "opt" / "1" / "2").mkdir(parents=True)  # 12 directories in all: 10 are shown
+    (mount / "home" / "alice" / "a" / "b" / "big").write_bytes(b"x" * 1_000_000)
+    (mount / "evil\x1b[2J\nname").mkdir()
+    (mount / "evil\x1b[2J\nname" / "f").write_bytes(b"x" * 500_000)
+    many = mount / "var" / "spool" / "many"
+    many.mkdir(parents=True)
+    for i in range(300):
+        (many / str(i)).touch()
+    return mount
+
+
+def measured(runner_dir: Path, fakes, **figures: str) -> subprocess.CompletedProcess[str]:
+    """free_disk.sh with the fake df's figures (both filesystems half free unless given)."""
+    env = {"FAKE_DF_ROOT": "100 50", "FAKE_DF_WORK": "100 50", **figures}
+    result = free_disk(["--runner-dir", str(runner_dir)], fakes, env=env)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_still_short_names_the_largest_directories_and_removes_none(runner_dir, df, full_mount):
+    before = tree(full_mount)
+    result = measured(runner_dir, df, FAKE_DF_ROOT="100 5", FAKE_MOUNT_ROOT=str(full_mount))
+    assert tree(full_mount) == before
+    report = result.stdout.split("== still short: ", 1)[1]
+    assert report.startswith("/ 5.0GiB (5%)")
+    assert f"the directories holding the most bytes on {full_mount} (du -x, 3 levels):" in report
+    listed = [line.split(None, 1)[1] for line in report.splitlines()[2:] if line.startswith("    ")]
+    assert listed[:3] == [f"{full_mount}/srv", f"{full_mount}/srv/data", f"{full_mount}/home"]
+    assert f"{full_mount}/home/alice/a" in listed
+    assert f"{full_mount}/home/alice/a/b" not in listed  # deeper than 3 levels
+    assert f"{full_mount}/evil?[2J?name" in listed  # no escape reaches the terminal
+    assert str(full_mount) not in [line.strip() for line in listed]  # the mount's own total
+    assert len(listed) == 10
+    assert "\x1b" not in result.stdout
+    assert "partial" not in report
+    # The work folder's filesystem has room: nothing said about it.
+    assert result.stdout.count("== still short") == 1
+
+
+def test_short_of_inodes_names_the_directories_with_most_files(runner_dir, df, full_mount):
+    result = measured(
+        runner_dir, df, FAKE_DF_WORK_INODES="65536 1234", FAKE_MOUNT_WORK=str(full_mount)
+    )
+    report = result.stdout.split("== still short: ", 1)[1]
+    assert report.startswith(f"{runner_dir}/_work 50GiB (50%), 1% of inodes")
+    assert "the directories holding the most inodes" in report
+    first = report.splitlines()[2].split()
+    assert first[1] == f"{full_mount}/var" and int(first[0]) > 300
+
+
+def test_a_du_cut_short_is_said_to_be_partial(runner_dir, df, full_mount):
+    # What du printed before its time ran out: some directories, never the mount's total.
+    write_fake(df[0], "du", f"printf '5\\t{full_mount}/srv\\0003\\t{full_mount}/home\\000'")
+    result = measured(runner_dir, df, FAKE_DF_ROOT="100 5", FAKE_MOUNT_ROOT=str(full_mount))
+    assert "(partial: du did not finish within 30 s)" in result.stdout
+    assert f"{full_mount}/srv" in result.stdout
+
+
+def test_enough_room_after_the_cleanup_runs_no_du(runner_dir, df, full_mount):
+    result = measured(runner_dir, df, FAKE_MOUNT_ROOT=str(full_mount))
+    assert "still short" not in result.stdout
+
+
+# --- Docker: finished jobs' containers, unused volumes --------------------------------------
+
+RUNNER_JSON = '{\n  "agentId": 7,\n  "agentName": "vm",\n  "workFolder": "_work"\n}'
+LABEL = hashlib.sha256(RUNNER_JSON.lower().encode()).hexdigest()[:6]
+
+
+def a_container(n: int, state: str, labels: dict[str, str]) -> dict:
+    return {"ID": f"{n:064x}", "Names": f"c{n}", "State": state, "Labels": labels}
+
+
+@pytest.fixture
+def docker_vm(runner_dir, cleaners) -> Path:
+    """A runner whose .runner gives LABEL (written with a BOM, as config.sh does), and a Docker
+    holding what jobs leave: a finished job's service still running, a step's `docker run -d`,
+    another runner's job container, stopped ones; anonymous and named volumes, used and not."""
+    (runner_dir / ".runner").write_text("\ufeff" + RUNNER_JSON, encoding="utf-8")
+    return docker_state(
+        cleaners,
+        {
+            "containers": [
+                a_container(1, "running", {LABEL: ""}),
+                a_container(2, "running", {}),
+                a_container(3, "running", {"0badc0": ""}),
+                a_container(4, "exited", {}),
+                a_container(5, "exited", {LABEL: ""}),
+            ],
+            "volumes": [
+                {"Name": "f" * 64, "Anonymous": True},
+                {"Name": "e" * 64, "Anonymous": True, "UsedBy": ["c2"]},
+                {"Name": "pgdata", "Anonymous": False},
+            ],
+        },
+    )
+
+
+def docker_now(path: Path) -> tuple[set[str], set[str]]:
+    state = json.loads(path.read_text())
+    return {c["Names"] for c in state["containers"]}, {v["Name"] for v in state["volumes"]}
+
+
+def test_containers_of_finished_jobs_and_anonymous_volumes_go(runner_dir, cleaners, docker_vm):
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    containers, volumes = docker_now(docker_vm)
+    # The finished job's service goes; a step's container and another runner's stay running.
+    assert containers == {"c2", "c3"}
+    assert volumes == {"e" * 64, "pgdata"}  # in use, or named: a person's data
+    assert (
+        f"container c1 (running) carries the runner's label {LABEL}: its job is over"
+        in result.stdout
+    )
+    calls = cleaners[1].read_text()
+    assert f"docker rm --force {1:064x}" in calls
+    assert f"docker network prune --force --filter label={LABEL}" in calls
+
+
+def test_a_running_job_keeps_its_containers_and_volumes(runner_dir, cleaners, docker_vm):
+    result = during_a_job(runner_dir, cleaners, f"{runner_dir}/bin/Runner.Worker")
+    assert "kept container" not in result.stdout  # not even listed: a job runs
+    containers, volumes = docker_now(docker_vm)
+    assert {"c1", "c2", "c3"} <= containers
+    assert volumes == {"f" * 64, "e" * 64, "pgdata"}
+    calls = cleaners[1].read_text()
+    assert "docker rm" not in calls and "volume prune" not in calls
+
+
+def test_old_docker_prunes_no_volume(runner_dir, cleaners, docker_vm):
+    # Before API 1.42 (Docker 23) volume prune took named volumes too.
+    docker_vm.write_text(json.dumps({**json.loads(docker_vm.read_text()), "api": "1.41"}))
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert "pgdata" in docker_now(docker_vm)[1]
+    assert "Docker API '1.41' is not 1.42 or later" in result.stdout
+
+
+def test_without_a_runner_file_no_running_container_goes(runner_dir, cleaners, docker_vm):
+    (runner_dir / ".runner").unlink()
+    os.mkfifo(runner_dir / ".runner")  # nor from a FIFO a job put there
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert {"c1", "c2", "c3"} <= docker_now(docker_vm)[0]
+    assert "no runner label" in result.stdout
+
+
+# --- /tmp: files nobody touched for days ------------------------------------------------------
+
+
+@pytest.fixture
+def tmp_dir(cleaners) -> Path:
+    """A /tmp after weeks: old files (mtime set back), a socket, a FIFO, a link to a victim,
+    a service's private /tmp, and a fresh file."""
+    tmp = cleaners[1].parent / "tmp"
+    (tmp / "old-dir").mkdir(parents=True)
+    (tmp / "systemd-private-123-chrony.service-x" / "tmp").mkdir(parents=True)
+    for name in ("old.log", "old-dir/old.o", "systemd-private-123-chrony.service-x/tmp/f", "fresh"):
+        (tmp / name).write_bytes(b"x" * 1000)
+    socket.socket(socket.AF_UNIX).bind(str(tmp / "svc.sock"))
+    os.mkfifo(tmp / "fifo")
+    victim = cleaners[1].parent / "victim"
+    victim.write_text("keep")
+    (tmp / "to-victim").symlink_to(victim)
+    for path in [*tmp.rglob("*"), victim]:
+        if path.name != "fresh":
+            os.utime(path, (time.time() - 30 * 86400,) * 2, follow_symlinks=False)
+    return tmp
+
+
+def test_tmp_files_changed_lately_stay_whatever_their_mtime(runner_dir, cleaners, tmp_dir):
+    # Every file here was created just now: a job's tar sets an old mtime, never an old ctime.
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_dir / "old.log").exists()
+    assert f"no file in {tmp_dir} older than 7 days" in result.stdout
+
+
+def test_old_tmp_files_go_and_nothing_else(runner_dir, cleaners, tmp_dir):
+    # No clock to turn back here: a find that takes every status change as old enough (the
+    # -cmin test itself is the case above).
+    real = shutil.which("find")
+    write_fake(
+        cleaners[0],
+        "find",
+        "args=() prev=\n"
+        'for a in "$@"; do [[ $prev == -cmin ]] && a=-100000000; args+=("$a"); prev=$a; done\n'
+        f'exec {real} "${{args[@]}}"',
+    )
+    result = free_disk(["--runner-dir", str(runner_dir), "--tmp-max-age-days", "10"], cleaners)
+    assert result.returncode == 0, result.stderr
+    left = {str(p.relative_to(tmp_dir)) for p in tmp_dir.rglob("*")}
+    assert left == {
+        "old-dir",  # folders stay (empty)
+        "systemd-private-123-chrony.service-x",
+        "systemd-private-123-chrony.service-x/tmp",
+        "systemd-private-123-chrony.service-x/tmp/f",  # a service's private /tmp
+        "fresh",
+        "svc.sock",
+        "fifo",
+        "to-victim",  # a link: not a regular file
+    }
+    assert (cleaners[1].parent / "victim").read_text() == "keep"
+    assert f"removed 2 files in {tmp_dir} older than 10 days (2.0KiB)" in result.stdout
+    assert "-mmin +14400" in cleaners[1].read_text()
 
 
 # --- hostile trees: the runner user (every CI job) writes the runner dir, .runner and _work --
