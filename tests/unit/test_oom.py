@@ -27,17 +27,17 @@ from tests.scripts.conftest import write_fake
 UNIT = "actions.runner.acme-kernel-ci.assay-bpf-runner.service"
 CHECK = importlib.import_module("checks.test_oom").test_no_oom_kills_since_the_last_run
 AT = datetime(2026, 11, 29, 5, 13, 2, tzinfo=timezone.utc)
-# What Linux 6.1 printed for a memory hog named Runner.Worker killed under a cgroup limit (the
-# test bed's VM, tests/vm/test_oom.py), and for a job's compiler killed in the runner's unit
-# when the whole VM ran out (the context line's shape is mm/oom_kill.c dump_oom_victim's).
+# Verbatim what Linux 6.1 (Debian 12, the test bed's VM) printed for tests/vm/test_oom.py's
+# memory hog named Runner.Worker killed under a cgroup limit; and the lines for a job's compiler
+# killed in the runner's unit when the whole VM ran out (mm/oom_kill.c's formats).
+SCOPE = "/system.slice/run-r6096a1a0c59344e6be456736a2e4fd2c.scope"
 WORKER_CONTEXT = (
     "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
-    "oom_memcg=/system.slice/run-r3f1c.scope,task_memcg=/system.slice/run-r3f1c.scope,"
-    "task=Runner.Worker,pid=4242,uid=1001"
+    f"oom_memcg={SCOPE},task_memcg={SCOPE},task=Runner.Worker,pid=823,uid=1001"
 )
 WORKER_KILLED = (
-    "Memory cgroup out of memory: Killed process 4242 (Runner.Worker) total-vm:100516kB, "
-    "anon-rss:31744kB, file-rss:5120kB, shmem-rss:0kB, UID:1001 pgtables:236kB oom_score_adj:0"
+    "Memory cgroup out of memory: Killed process 823 (Runner.Worker) total-vm:276236kB, "
+    "anon-rss:32196kB, file-rss:5680kB, shmem-rss:0kB, UID:1001 pgtables:128kB oom_score_adj:0"
 )
 JOB_CONTEXT = (
     "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
@@ -83,14 +83,7 @@ def test_the_kernels_lines_give_time_process_cause_uid_and_cgroup():
         )
     )
     assert kills == [
-        Kill(
-            AT,
-            4242,
-            "Runner.Worker",
-            "Memory cgroup out of memory",
-            1001,
-            "/system.slice/run-r3f1c.scope",
-        ),
+        Kill(AT, 823, "Runner.Worker", "Memory cgroup out of memory", 1001, SCOPE),
         Kill(later, 5151, "cc1plus", "Out of memory", 1001, f"/system.slice/{UNIT}"),
     ]
 
@@ -211,7 +204,7 @@ def test_the_job_at_a_kill_is_the_last_worker_log_started_before_it():
 
 def test_a_worker_silent_before_its_kill_is_still_its_job_anything_else_ran_after_it():
     logs = {"Worker_20261129-051234-utc.log": (AT - timedelta(seconds=20)).timestamp()}
-    worker = Kill(AT, 4242, "Runner.Worker", "Out of memory", 1001, None)
+    worker = Kill(AT, 823, "Runner.Worker", "Out of memory", 1001, None)
     listener = Kill(AT, 2, "Runner.Listener", "Out of memory", 1001, None)
     assert oom.job_at(worker, logs) == (
         "Worker_20261129-051234-utc.log",
@@ -250,7 +243,7 @@ def test_the_check_names_when_what_and_the_job_once(vm):
                 entry("Linux version 6.1.0-28-amd64"),
                 entry(WORKER_CONTEXT),
                 entry(WORKER_KILLED),
-                entry(WORKER_KILLED.replace("4242", "4243"), transport="syslog"),
+                entry(WORKER_KILLED.replace("823", "824"), transport="syslog"),
             ]
         )
         + "\n"
@@ -260,12 +253,12 @@ def test_the_check_names_when_what_and_the_job_once(vm):
     report = str(failed.value)
     assert report.startswith(
         "OOM kills of the runner since the last run (2026-11-29 05:08:02Z): "
-        "2026-11-29 05:13:02Z: Runner.Worker (pid 4242, uid 1001) killed: Memory cgroup out of "
-        "memory, cgroup /system.slice/run-r3f1c.scope; job 'kernel-matrix (6.1)' "
+        "2026-11-29 05:13:02Z: Runner.Worker (pid 823, uid 1001) killed: Memory cgroup out of "
+        f"memory, cgroup {SCOPE}; job 'kernel-matrix (6.1)' "
         f"(jobId {JOB_ID}), its log _diag/Worker_20261129-051234-utc.log last written "
         "2026-11-29 05:13:03Z\n"
     )
-    assert "OOMScoreAdjust=" in report and "4243" not in report
+    assert "OOMScoreAdjust=" in report and "824" not in report
     CHECK(install.host, install, AT)  # the next run: it started after the kill
 
 
@@ -284,7 +277,7 @@ def test_the_read_is_in_the_batched_read():
 
 
 def test_the_command_keeps_the_newest_lines_and_journalctls_status(tmp_path):
-    lines = [entry(WORKER_KILLED.replace("4242", str(pid))) for pid in range(1000, 1500)]
+    lines = [entry(WORKER_KILLED.replace("823", str(pid))) for pid in range(1000, 1500)]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # a job's process named "Out of memory" segfaulting: its messages start with its name
