@@ -7,6 +7,7 @@ this run's reports are written (``steps.after_run``), as remediations/bpf_lsm.py
 import pytest
 
 from runner_health import os_updates
+from runner_health.observe import UNOBSERVABLE
 from runner_health.steps import RemediationRefused
 from runner_health.targets import run
 
@@ -38,10 +39,17 @@ def reboot_when_required(target, runner_install, settings, steps):
         result = steps.run(REBOOT, why=why, check=False)
         if result is not None and result.rc == STARTED:
             raise RemediationRefused("a job started meanwhile: not rebooting under it")
-        steps.wait_until(
+
+        def back() -> bool:
             # /var/run is a tmpfs: a VM that booted again has no reboot-required. While it
-            # reboots it can't be read: poll, don't give up.
-            lambda: "gone" in run(target, GONE, timeout=30).stdout,
+            # reboots it can't be read (or the read hangs): poll, don't give up.
+            try:
+                return "gone" in run(target, GONE, timeout=30).stdout
+            except UNOBSERVABLE:
+                return False
+
+        steps.wait_until(
+            back,
             "the VM is back without a pending reboot",
             timeout=300,
             every=10,
