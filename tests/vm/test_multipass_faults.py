@@ -27,6 +27,13 @@ def answers(vm: TestbedVM) -> bool:
 
 
 @pytest.fixture
+def own_suite(healthy: TestbedVM, fake_github: FakeGitHub, tmp_path: Path) -> Suite:
+    """A suite with its own state file: these fixes' attempts don't count against the
+    session suite's start_vm (held after a few in an hour), nor its against them."""
+    return Suite(healthy, fake_github, tmp_path)
+
+
+@pytest.fixture
 def vm(healthy: TestbedVM) -> Iterator[TestbedVM]:
     """The healthy VM; a fault a failed test leaves is ended (the next test boots it again)."""
     yield healthy
@@ -47,12 +54,12 @@ def assert_power_cycled(outcome: Outcome, failure: str, vm: TestbedVM, fake: Fak
 
 
 def test_running_but_sshd_stopped_is_power_cycled(
-    vm: TestbedVM, suite: Suite, fake_github: FakeGitHub
+    vm: TestbedVM, own_suite: Suite, fake_github: FakeGitHub
 ):
     vm.ssh("systemctl stop ssh.service ssh.socket", check=False)
     vm._close_ssh_masters()  # a fresh connection, as each `multipass exec` makes, is refused
     assert not answers(vm)
-    outcome = suite.run()
+    outcome = own_suite.run()
     assert_power_cycled(
         outcome,
         f"Multipass VM {RUNNER_NAME} is Running but `multipass exec` exited 2: "
@@ -63,11 +70,11 @@ def test_running_but_sshd_stopped_is_power_cycled(
 
 
 def test_unknown_after_a_pause_is_power_cycled(
-    vm: TestbedVM, suite: Suite, fake_github: FakeGitHub
+    vm: TestbedVM, own_suite: Suite, fake_github: FakeGitHub
 ):
     vm.pause()
     vm.lose_track()
-    outcome = suite.run()
+    outcome = own_suite.run()
     assert_power_cycled(
         outcome,
         f"Multipass VM {RUNNER_NAME} is Unknown (multipassd lost track of it: after the Mac slept?)",
@@ -77,10 +84,10 @@ def test_unknown_after_a_pause_is_power_cycled(
 
 
 def test_daemon_down_is_named_and_restarted_only_when_configured(
-    vm: TestbedVM, suite: Suite, fake_github: FakeGitHub, tmp_path: Path
+    vm: TestbedVM, own_suite: Suite, fake_github: FakeGitHub, tmp_path: Path
 ):
     vm.set_daemon("down")
-    refused = suite.run()
+    refused = own_suite.run()
     assert refused.returncode != 0
     record = refused.record("test_vm_is_running")
     assert record["outcome"] == "failed", record
@@ -96,7 +103,10 @@ def test_daemon_down_is_named_and_restarted_only_when_configured(
     assert all(c["failure"] == VM_DOWN["failed"] for c in behind), behind
     assert all(c["duration_seconds"] < 5 for c in behind), behind  # no timeouts
 
-    opted_in = Suite(vm, fake_github, tmp_path, extra="[multipass]\nrestart_daemon = true\n")
+    (tmp_path / "opted-in").mkdir()
+    opted_in = Suite(
+        vm, fake_github, tmp_path / "opted-in", extra="[multipass]\nrestart_daemon = true\n"
+    )
     healed = opted_in.run()
     assert_healed(healed, fake_github, "test_vm_is_running", "start_vm")
     record = healed.record("test_vm_is_running")
