@@ -25,8 +25,9 @@ inodes of / and the runner's work dir before and after each step):
      runner's label), stopped containers, unused anonymous volumes, dangling images, build cache
   2. APT package cache
   3. systemd journal, vacuumed to $JOURNAL_MAX (default 200M)
-  4. files in /tmp older than --tmp-max-age-days (default 7): regular files only, on /tmp's
-     own filesystem, none in systemd-private-* (services' private /tmp); links not followed
+  4. files in /tmp neither modified nor changed (ctime) for --tmp-max-age-days (default 7):
+     regular files only, on /tmp's own filesystem, none in systemd-private-* (services'
+     private /tmp); links not followed
   5. runner caches: _diag logs beyond the newest $DIAG_KEEP (default 5) of each kind,
      a stale _update; and, only while no job runs, what _work/_temp, _tool, _actions hold
   6. finished job workspaces (_work/<repo>): only while no job runs
@@ -57,7 +58,8 @@ Options:
                     otherwise say so and touch nothing (the hourly cron passes them: tool
                     caches and workspaces stay while the disk has room)
   --tmp-max-age-days D
-                    remove files in /tmp not changed for D days (whole days; default 7)
+                    remove files in /tmp untouched for D days (whole days, 1 or more;
+                    default 7)
   --dry-run         print what would be removed and how big it is; change nothing
   -h, --help        this text
 
