@@ -1,5 +1,7 @@
 """The runner survives a reboot (issue 10): a unit someone disabled is enabled again by one
-`pytest checks` run, without a restart of the runner (enabling only links the unit)."""
+`pytest checks` run, without a restart of the runner (enabling only links the unit). (That a
+re-registration leaves the unit it reinstalls enabled is tests/unit/test_enabled.py's: a
+--recover run here costs 108 s.)"""
 
 from __future__ import annotations
 
