@@ -27,6 +27,10 @@ Usage: GITHUB_TOKEN=... RUNNER_NAME=... REPO_URL=... provision/setup.sh [--help]
 Run on the VM as root (cloud VM or existing Ubuntu VM). Installs and registers the runner,
 its service, runner-health (/opt/runner-health) with its 5-minute timer, and the hourly
 free_disk.sh cron. Running it again changes nothing that is already right, and says so.
+It also keeps the OS away from jobs (provision/guards.sh): needrestart never restarts the
+runner's or Docker's service, unattended-upgrades never reboots, the apt timers wait while a
+job runs; the runner's unit gets OOMScoreAdjust=-500, is checked enabled at boot, and its .env
+names runner-health's job-completed hook.
 
 The admin token is stored (0600 root, CONFIG_DIR/token) only when the runner user is not
 root-equivalent: not uid 0, not in the docker group, no sudo rules. Otherwise any job could

@@ -199,7 +199,7 @@ def test_schedules_installed(provisioned):
     assert "/opt/runner-health/remediations/free_disk.sh --runner-dir /opt/actions-runner" in cron
     # The same file setup.sh writes (the yaml promises the two stay alike); it sources cron.sh.
     env = "RUNNER_HEALTH_DIR=/opt/runner-health RUNNER_DIR=/opt/actions-runner CRON_DIR=/tmp/cron"
-    for name in ("setup.sh", "cron.sh"):
+    for name in ("setup.sh", "cron.sh", "guards.sh"):
         script = (ROOT / "provision" / name).read_bytes()
         vm.ssh(f"mkdir -p /tmp/provision && cat > /tmp/provision/{name}", input=script)
     vm.ssh(f"mkdir -p /tmp/cron && {env} bash /tmp/provision/setup.sh --free-disk-cron")
@@ -208,6 +208,20 @@ def test_schedules_installed(provisioned):
     log = vm.ssh("cat /var/log/cloud-init-output.log").stdout
     assert "provision-runner: runner-health not installed yet" in log
     assert vm.ssh("test -e /etc/systemd/system/runner-health.timer", check=False).returncode != 0
+
+
+def test_os_updates_kept_away_from_jobs(provisioned):
+    """write_files' apt and systemd drop-ins are in force: apt reads the setting, systemd has
+    loaded the apt services' ExecCondition and the timer's retries (provision-runner.sh's
+    daemon-reload)."""
+    vm = provisioned[0]
+    apt = vm.ssh("apt-config dump Unattended-Upgrade::Automatic-Reboot").stdout
+    assert apt.strip() == 'Unattended-Upgrade::Automatic-Reboot "false";'
+    shown = vm.ssh("systemctl show -p ExecCondition apt-daily.service apt-daily-upgrade.service")
+    assert shown.stdout.count("pgrep -x Runner.Worker") == 2, shown.stdout
+    timer = vm.ssh("systemctl show -p TimersCalendar apt-daily-upgrade.timer").stdout
+    assert "0/3:30" in timer.replace("00/3:30", "0/3:30"), timer
+    assert "actions" in vm.ssh("cat /etc/needrestart/conf.d/runner-health.conf").stdout
 
 
 def test_bpf_lsm_drop_in_written_without_a_reboot(provisioned):

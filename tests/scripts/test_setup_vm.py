@@ -40,8 +40,16 @@ WRITTEN = (
     f"{RUNNER_DIR}/.runner",
     f"{RUNNER_DIR}/.credentials",
     f"{RUNNER_DIR}/.service",
+    f"{RUNNER_DIR}/.env",
     "/opt/runner-health",
+    "/etc/needrestart/conf.d/runner-health.conf",
+    "/etc/apt/apt.conf.d/52runner-health",
+    "/etc/systemd/system/apt-daily.service.d",
+    "/etc/systemd/system/apt-daily-upgrade.service.d",
+    "/etc/systemd/system/apt-daily-upgrade.timer.d",
+    "/etc/systemd/system/actions.runner.*.service.d",  # the runner unit's drop-in (a glob)
 )
+HOOK = "ACTIONS_RUNNER_HOOK_JOB_COMPLETED=/opt/runner-health/remediations/job_completed.sh"
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +165,32 @@ def test_setup_installs_the_schedules(setup_vm, first_run):
     assert timer.stdout.split() == ["enabled", "active"], timer.stdout + timer.stderr
 
 
+def test_setup_protects_the_runner_from_the_os(setup_vm, first_run):
+    """The runner's unit: enabled at boot, OOMScoreAdjust=-500 on the listener, the job-completed
+    hook in its .env; apt's timers skip their work while a Runner.Worker runs."""
+    vm = setup_vm[0]
+    assert first_run.returncode == 0, first_run.stdout
+    unit = vm.ssh(f"cat {RUNNER_DIR}/.service").stdout.strip()
+    assert vm.ssh(f"systemctl is-enabled {unit}").stdout.strip() == "enabled"
+    assert f"{unit} is enabled at boot" in first_run.stdout
+    assert vm.ssh(f"systemctl show -p OOMScoreAdjust --value {unit}").stdout.strip() == "-500"
+    listener = vm.ssh("cat /proc/$(pgrep -x Runner.Listener | head -n 1)/oom_score_adj")
+    assert listener.stdout.strip() == "-500"
+    assert HOOK in vm.ssh(f"cat {RUNNER_DIR}/.env").stdout.splitlines()
+    apt = vm.ssh("apt-config dump Unattended-Upgrade::Automatic-Reboot").stdout
+    assert apt.strip() == 'Unattended-Upgrade::Automatic-Reboot "false";'
+    # A process called Runner.Worker (a copy of sleep) stands for a job: apt-daily-upgrade is
+    # skipped by its ExecCondition, not run and not failed (systemd 252 logs the skip).
+    skipped = vm.ssh(
+        "cp /bin/sleep /tmp/Runner.Worker && { /tmp/Runner.Worker 120 >/dev/null 2>&1 & p=$!; }; "
+        "systemctl start apt-daily-upgrade.service; echo rc=$?; kill $p; "
+        "journalctl -u apt-daily-upgrade.service -n 5 --no-pager -o cat",
+        timeout=120,
+    )
+    assert "rc=0" in skipped.stdout, skipped.stdout + skipped.stderr
+    assert "Skipped due to 'exec-condition'" in skipped.stdout, skipped.stdout
+
+
 def test_second_run_changes_nothing_and_says_so(setup_vm, first_run):
     vm, fake = setup_vm
     assert first_run.returncode == 0, first_run.stdout
@@ -175,7 +209,8 @@ def test_second_run_changes_nothing_and_says_so(setup_vm, first_run):
         "timer already installed and enabled, nothing changed",
     ):
         assert said in second.stdout, f"{said!r} not in:\n{second.stdout}"
-    for changed in ("wrote ", "downloading", "registering", "copied from", "timer installed:"):
+    changes = ("wrote ", "downloading", "registering", "copied from", "timer installed:", "added ")
+    for changed in (*changes, "restarted "):
         assert changed not in second.stdout, f"{changed!r} in:\n{second.stdout}"
     touched = vm.ssh(
         f"find {' '.join(WRITTEN)} \\( -name __pycache__ -o -name .pytest_cache -o -name reports "
