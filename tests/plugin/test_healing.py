@@ -221,7 +221,7 @@ def test_a_check_that_needs_a_vm_that_is_down_is_unknown_without_running(project
     assert calls(project) == 0 and not (project.path / "ran").exists()
     _, service = summary(project)["checks"]
     assert service["outcome"] == "unknown" and service["fix_result"] is None
-    assert service["failure"] == "the VM is not running (see the vm check)"
+    assert service["failure"] == "the VM is down or does not answer (see the vm check)"
     assert "Traceback" not in result.stdout.str() and "CannotObserve" not in result.stdout.str()
 
 
