@@ -24,9 +24,8 @@ def test_vm_is_running(settings, workstation, target, runner_install):
         raise AssertionError(f"multipassd does not answer: {exc}") from None
     lost = " (multipassd lost track of it: after the Mac slept?)" if state == "Unknown" else ""
     assert state == "Running", f"Multipass VM {name} is {state}{lost}"
-    plain, root = vm_facts.commands(settings, runner_install)
     try:
-        targets.prefetch(target, plain, root=root, timeout=bound)
+        vm_facts.read(target, settings, runner_install, timeout=bound)
         why = None
     except targets.CommandTimeout:
         why = multipass.no_answer(bound)

@@ -470,10 +470,8 @@ def _read_the_vm_at_once(request: pytest.FixtureRequest) -> None:
     command runs (a fix's step, a read it lacks): a rerun after a fix reads afresh."""
     target = request.getfixturevalue("target")
     if targets.current_prefetch(target) is None:
-        plain, root = vm_facts.commands(
-            request.getfixturevalue("settings"), request.getfixturevalue("runner_install")
-        )
-        targets.prefetch(target, plain, root=root)
+        settings, install = (request.getfixturevalue(f) for f in ("settings", "runner_install"))
+        vm_facts.read(target, settings, install)
 
 
 VM_DOWN = {

@@ -1,7 +1,6 @@
 """Every command the checks run on the VM, for one ``targets.prefetch`` per healthy pass.
 
->>> plain, root = commands(settings, runner_install)
->>> targets.prefetch(target, plain, root=root)
+>>> read(target, settings, runner_install)  # one round trip: targets.prefetch(commands(...))
 
 Each check reads through its usual reader (``disk.usage``, ``clock.time_daemon``,
 ``RunnerInstall.unit`` ...); ``targets.run`` answers those exact commands from the prefetch.
@@ -11,7 +10,9 @@ after it fresh too).
 
 from __future__ import annotations
 
-from runner_health import bpf_lsm, clock, disk, oom, os_updates
+from testinfra.host import Host
+
+from runner_health import bpf_lsm, clock, disk, oom, os_updates, targets
 from runner_health.config import Settings
 from runner_health.runner import LISTENER, RunnerInstall
 
@@ -27,3 +28,11 @@ def commands(settings: Settings, install: RunnerInstall) -> tuple[list[str], lis
         LISTENER,
     ]
     return plain, [*install.prefetch_commands(), oom.COMMAND]
+
+
+def read(
+    target: Host, settings: Settings, install: RunnerInstall, *, timeout: float = 60
+) -> targets.Prefetch:
+    """Take every fact of a healthy pass in one round trip (``targets.prefetch``)."""
+    plain, root = commands(settings, install)
+    return targets.prefetch(target, plain, root=root, timeout=timeout)
