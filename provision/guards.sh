@@ -8,8 +8,9 @@
 # - unattended-upgrades never reboots by itself; the apt timers' work (apt-daily: update and
 #   download, apt-daily-upgrade: unattended-upgrade) is skipped while a Runner.Worker runs, and
 #   tried again every 3 hours (apt.systemd.daily still upgrades at most once a day).
-# - the runner's unit: OOMScoreAdjust=-500 (a job's processes go first), enabled at boot, and
-#   the job-completed hook in its .env.
+# - the runner's unit: OOMScoreAdjust=-500 (a job's processes go first) and OOMPolicy=continue
+#   (a job's OOM-killed process doesn't stop the unit), enabled at boot, and the job-completed
+#   hook in its .env.
 
 SYSTEMD_DIR=${SYSTEMD_DIR:-/etc/systemd/system}
 NEEDRESTART_CONF_DIR=${NEEDRESTART_CONF_DIR:-/etc/needrestart/conf.d}
@@ -142,10 +143,13 @@ protect_runner_service() {
 	mkdir -p "$SYSTEMD_DIR/$unit.d"
 	put_file "$SYSTEMD_DIR/$unit.d/runner-health.conf" "# runner-health: under memory pressure a job dies before the runner does. The runner sets its
 # job's processes to oom_score_adj 500 itself (actions/runner ProcessInvoker.cs
-# DecreaseProcessPriority), Runner.Worker and the listener keep this. No Restart=: the
-# runner's RunnerService.js relaunches the listener itself and stops on purpose (exit 0, 1, 5).
+# DecreaseProcessPriority), Runner.Worker and the listener keep this. OOMPolicy=continue: a
+# job's process the kernel kills must not make systemd stop the whole unit (its default, stop,
+# would take the listener down too). No Restart=: the runner's RunnerService.js relaunches the
+# listener itself and stops on purpose (exit 0, 1, 5).
 [Service]
-OOMScoreAdjust=-500" 644
+OOMScoreAdjust=-500
+OOMPolicy=continue" 644
 	job_completed_hook
 	if ((CHANGED)); then
 		systemctl daemon-reload

@@ -21,7 +21,8 @@ and URL: says so and leaves the registration alone, unless --force.
 
 The service is also made safe from the OS around it (provision/guards.sh): a drop-in with
 OOMScoreAdjust=-500 (a job's processes, which the runner sets to 500, die first under memory
-pressure), enabled at boot (checked), and ACTIONS_RUNNER_HOOK_JOB_COMPLETED in the runner's
+pressure) and OOMPolicy=continue (such a kill doesn't stop the unit), enabled at boot
+(checked), and ACTIONS_RUNNER_HOOK_JOB_COMPLETED in the runner's
 .env naming RUNNER_HEALTH_DIR/remediations/job_completed.sh (added to the other lines, never
 replacing a hook already set). A running service picks changes up at a restart, done only
 while no job runs.

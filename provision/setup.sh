@@ -29,8 +29,8 @@ its service, runner-health (/opt/runner-health) with its 5-minute timer, and the
 free_disk.sh cron. Running it again changes nothing that is already right, and says so.
 It also keeps the OS away from jobs (provision/guards.sh): needrestart never restarts the
 runner's or Docker's service, unattended-upgrades never reboots, the apt timers wait while a
-job runs; the runner's unit gets OOMScoreAdjust=-500, is checked enabled at boot, and its .env
-names runner-health's job-completed hook.
+job runs; the runner's unit gets OOMScoreAdjust=-500 and OOMPolicy=continue, is checked
+enabled at boot, and its .env names runner-health's job-completed hook.
 
 The admin token is stored (0600 root, CONFIG_DIR/token) only when the runner user is not
 root-equivalent: not uid 0, not in the docker group, no sudo rules. Otherwise any job could

@@ -219,8 +219,9 @@ def describe(kills: list[Kill], install: RunnerInstall) -> str:
             "runner's whole unit unless it sets OOMPolicy=continue (systemd's default is stop). "
             "Nothing to undo: give the VM more memory "
             "(Multipass: multipass set local.NAME.memory=8G), or let jobs use less (fewer "
-            "parallel builds); the runner unit's drop-in with OOMScoreAdjust= (provision/setup.sh) "
-            "makes the kernel kill a job's process before the runner.",
+            "parallel builds); the runner unit's drop-in from provision/setup.sh "
+            "(OOMScoreAdjust=-500, OOMPolicy=continue) makes the kernel kill a job's process "
+            "before the runner, and keeps the unit running when it does.",
         ]
     )
 

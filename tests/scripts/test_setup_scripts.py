@@ -684,6 +684,7 @@ def test_register_protects_enables_and_hooks_the_runner_unit(runner, hook, fakes
     assert first.returncode == 0, first.stdout + first.stderr
     dropin = Path(env["SYSTEMD_DIR"]) / f"{UNIT}.d" / "runner-health.conf"
     assert "\nOOMScoreAdjust=-500\n" in dropin.read_text() + "\n"
+    assert "\nOOMPolicy=continue\n" in dropin.read_text() + "\n"
     assert "Restart=" not in dropin.read_text().replace("No Restart=", "")
     hook_line = (
         "ACTIONS_RUNNER_HOOK_JOB_COMPLETED="

@@ -174,6 +174,7 @@ def test_setup_protects_the_runner_from_the_os(setup_vm, first_run):
     assert vm.ssh(f"systemctl is-enabled {unit}").stdout.strip() == "enabled"
     assert f"{unit} is enabled at boot" in first_run.stdout
     assert vm.ssh(f"systemctl show -p OOMScoreAdjust --value {unit}").stdout.strip() == "-500"
+    assert vm.ssh(f"systemctl show -p OOMPolicy --value {unit}").stdout.strip() == "continue"
     listener = vm.ssh("cat /proc/$(pgrep -x Runner.Listener | head -n 1)/oom_score_adj")
     assert listener.stdout.strip() == "-500"
     assert HOOK in vm.ssh(f"cat {RUNNER_DIR}/.env").stdout.splitlines()
