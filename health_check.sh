@@ -31,8 +31,9 @@ Usage: health_check.sh [--status | --recover | --dry-run] [-- PYTEST-ARGS...]
                    refuses while a job runs (--force: stop it all the same); --dry-run: the
                    steps, nothing changed
   --uninstall      remove what runner-health installed: the cron line, the LaunchAgent; as
-                   root also the timer,
-                   the hourly free_disk cron and /opt/runner-health (its reports kept); it
+                   root also the timer, the hourly free_disk cron, the job-completed hook in
+                   the runner's .env (the runner restarted if idle, else the hook script kept
+                   until it is) and /opt/runner-health (its reports kept); it
                    prints what it leaves (the runner, its registration, the reports)
   --purge          with --uninstall: the config, the token, the logs and the reports too
   --version        print runner-health's version
@@ -669,13 +670,25 @@ uninstall_install_dir() {
 		return
 	fi
 	cd /
-	if [ "$purge" = 1 ] || [ ! -d "$dir/reports" ]; then
+	local reports=0
+	if [ "$purge" = 0 ] && [ -d "$dir/reports" ]; then reports=1; fi
+	if [ "$reports" = 0 ] && [ "$KEEP_HOOK" = 0 ]; then
 		rm -rf "$dir"
 		say "removed $dir"
-	else
-		find "$dir" -mindepth 1 -maxdepth 1 ! -name reports -exec rm -rf {} +
+		return
+	fi
+	find "$dir" -mindepth 1 -maxdepth 1 ! -name reports ! -name remediations -exec rm -rf {} +
+	if [ "$reports" = 1 ]; then
 		say "removed $dir but its reports"
 		leave "the reports in $dir/reports (--purge removes them)"
+	else
+		rm -rf "$dir/reports"
+	fi
+	if [ "$KEEP_HOOK" = 1 ]; then
+		find "$dir/remediations" -mindepth 1 -maxdepth 1 ! -name job_completed.sh -exec rm -rf {} +
+		say "removed $dir but remediations/job_completed.sh"
+	else
+		rm -rf "$dir/remediations"
 	fi
 }
 
@@ -697,7 +710,7 @@ manifest() {
 
 # What setup.sh's record names beyond the defaults handled above (the install dir goes last).
 uninstall_manifest() {
-	local purge=$1 kind path
+	local purge=$1 kind path reload=0
 	for kind in remove purge; do
 		while IFS= read -r path; do
 			if [ "$path" = "$INSTALL_DIR" ] || { [ ! -e "$path" ] && [ ! -L "$path" ]; }; then
@@ -711,9 +724,86 @@ uninstall_manifest() {
 			else
 				rm -rf "$path"
 				say "removed $path"
+				case $path in "$SYSTEMD_DIR"/*) reload=1 ;; esac
 			fi
 		done < <(manifest "$kind")
 	done
+	# systemd keeps what it loaded (the runner unit's drop-in too) until told to reload.
+	if [ "$reload" = 1 ] && command -v systemctl >/dev/null; then
+		systemctl daemon-reload || true
+	fi
+}
+
+# setup.sh's job-completed hook line, out of each .env its record names. The runner's
+# listener read .env at its start and its Workers inherit the hook: its unit is restarted when
+# idle; otherwise (a job runs, a listener outside its unit) the hook script stays (KEEP_HOOK)
+# so that no job fails on a missing hook (actions/runner fails a job whose hook fails).
+KEEP_HOOK=0
+uninstall_hooks() {
+	local env
+	while IFS= read -r env; do
+		if [ "${env##*/}" = .env ]; then unhook "$env"; fi
+	done < <(manifest hook)
+}
+
+# The runner user (every job) can write .env and its folder: edited as that user, never through
+# a link, a file above 64 KiB or not regular refused (guards.sh's ENV_EDIT, the other way).
+# Prints what it did, in one word.
+# shellcheck disable=SC2016 # expanded by the runner user's bash
+ENV_UNHOOK='
+export LC_ALL=C
+if [ -L .env ] || { [ -e .env ] && [ ! -f .env ]; }; then echo not-a-file; exit 0; fi
+current=$(timeout 10 head -c 65537 .env 2>/dev/null) || current=
+if [ "${#current}" -gt 65536 ]; then echo too-big; exit 0; fi
+if ! printf "%s\n" "$current" | grep -qxF -- "$1"; then echo absent; exit 0; fi
+tmp=$(mktemp .env.XXXXXX) || exit 1
+{ printf "%s\n" "$current" | grep -vxF -- "$1" || true; } >"$tmp" &&
+	chmod --reference=.env "$tmp" && mv -f "$tmp" .env && echo removed
+'
+
+# Our hook line out of $1 (a runner's .env, edited as the owner of its folder), then the
+# runner restarted when idle so that its jobs no longer run the hook.
+unhook() {
+	local env=$1 line answer unit
+	local RUNNER_DIR=${env%/*} RUNNER_USER # as_runner_user's and runner_unit's
+	# shellcheck source=provision/guards.sh
+	. "$HERE/provision/guards.sh"
+	line=$HOOK_KEY=$INSTALL_DIR/remediations/job_completed.sh
+	if [ ! -e "$RUNNER_DIR" ] && [ ! -L "$RUNNER_DIR" ]; then
+		say "no $RUNNER_DIR: no job-completed hook to remove"
+		return
+	elif [ -L "$RUNNER_DIR" ] || [ ! -d "$RUNNER_DIR" ]; then
+		answer=not-a-folder
+	elif ! RUNNER_USER=$(stat -c %U "$RUNNER_DIR") || ! answer=$(as_runner_user "$ENV_UNHOOK" "$line"); then
+		answer=failed
+	fi
+	case $answer in
+	removed) say "removed runner-health's job-completed hook from $env" ;;
+	absent)
+		say "$env has no job-completed hook of runner-health's"
+		return
+		;;
+	*)
+		KEEP_HOOK=1
+		leave "$HOOK_KEY in $env: not edited (${answer//[^a-z-]/}); remove the line $line by hand, then restart the runner when idle (until then $INSTALL_DIR/remediations/job_completed.sh stays: a missing hook fails every job)"
+		return
+		;;
+	esac
+	if ! pgrep -x Runner.Listener >/dev/null; then
+		say "the runner is not running: it starts without the hook"
+	elif ! command -v systemctl >/dev/null || ! unit=$(runner_unit 2>/dev/null) ||
+		! systemctl is-active --quiet "$unit"; then
+		KEEP_HOOK=1
+		leave "$INSTALL_DIR/remediations/job_completed.sh: a runner not started by its unit (${unit:-none}) runs and still runs it after each job (it read .env at its start); restart that runner when idle, then remove it"
+	elif pgrep -x Runner.Worker >/dev/null; then
+		KEEP_HOOK=1
+		leave "$INSTALL_DIR/remediations/job_completed.sh: a job is running, $unit still runs it after each job; restart it when idle (sudo systemctl restart $unit), then remove it"
+	elif systemctl restart "$unit"; then
+		say "restarted $unit (idle): its jobs no longer run the hook"
+	else
+		KEEP_HOOK=1
+		leave "$INSTALL_DIR/remediations/job_completed.sh: $unit did not restart and may still run it after each job; restart it when idle, then remove it"
+	fi
 }
 
 # Everything runner-health installed (a user: only their own), then what is left and why.
@@ -743,6 +833,7 @@ uninstall() {
 	if is_root; then
 		uninstall_state "$purge"
 		uninstall_manifest "$purge"
+		uninstall_hooks
 		uninstall_install_dir "$purge"
 	fi
 	printf '%s' "$LEFT" | sed 's/^/health_check.sh: left: /'

@@ -443,7 +443,8 @@ record() {
 	done
 	put_file "$SETTINGS_FILE" "$settings" 644
 	local systemd=$SYSTEMD_DIR path unit
-	local installed="# Installed by provision/setup.sh: \"remove PATH\" goes on uninstall, \"purge PATH\" with --purge"
+	local installed="# Installed by provision/setup.sh: \"remove PATH\" goes on uninstall, \"purge PATH\" with --purge,"
+	installed+=" \"hook PATH\": uninstall takes the job-completed hook line out of that runner's .env"
 	installed+=$'\n'"remove $RUNNER_HEALTH_DIR"
 	installed+=$'\n'"remove $CRON_DIR/runner-health-free-disk"
 	for path in "$NEEDRESTART_CONF_DIR/runner-health.conf" "$APT_CONF_DIR/52runner-health" \
@@ -453,6 +454,11 @@ record() {
 	done
 	if unit=$(runner_unit 2>/dev/null); then
 		installed+=$'\n'"remove $systemd/$unit.d/runner-health.conf"
+	fi
+	# Only where the line is ours (job_completed_hook wrote it, or found it there).
+	local env=$RUNNER_DIR/.env line=$HOOK_KEY=$RUNNER_HEALTH_DIR/remediations/job_completed.sh
+	if [[ -f $env && ! -L $env && $'\n'$(timeout 10 head -c 65536 "$env")$'\n' == *$'\n'"$line"$'\n'* ]]; then
+		installed+=$'\n'"hook $env"
 	fi
 	if uses_timer; then
 		installed+=$'\n'"remove $systemd/runner-health.timer"$'\n'"remove $systemd/runner-health.service"

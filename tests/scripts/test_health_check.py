@@ -7,6 +7,7 @@ PATH writing to temp files, and SYSTEMD_DIR points at a temp dir.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -55,8 +56,24 @@ case $1 in
   disable) rm -f "$SYSTEMCTL_STATE/$unit.enabled" "$SYSTEMCTL_STATE/$unit.active" ;;
   is-enabled) [ -f "$SYSTEMCTL_STATE/$unit.enabled" ] ;;
   is-active) [ -f "$SYSTEMCTL_STATE/$unit.active" ] ;;
+  restart) ;;
   *) echo "fake systemctl: unexpected $*" >&2; exit 1 ;;
 esac
+"""
+
+# sudo stand-in: `sudo -n -H -u USER CMD...` runs CMD (as root: this machine's nobody can't
+# reach pytest's tmp dirs); `sudo -n -l -U USER` lists $SUDO_RULES (none by default).
+FAKE_SUDO = r"""
+if [ "$2" = -l ]; then
+  if [ -n "${SUDO_RULES:-}" ]; then
+    echo "User $4 may run the following commands on test:"; echo "    $SUDO_RULES"
+  else
+    echo "User $4 is not allowed to run sudo on test."
+  fi
+  exit 0
+fi
+while [ "${1#-}" != "$1" ]; do [ "$1" = -u ] && shift; shift; done
+exec "$@"
 """
 
 
@@ -867,3 +884,159 @@ def test_purge_leaves_a_state_folder_holding_what_runner_health_never_wrote(
     assert result.returncode == 0, result.stderr
     assert (state / "state.json").exists() and (state / "db.sqlite").exists()
     assert f"left: {state}: it holds db.sqlite, which runner-health does not write" in result.stdout
+
+
+# --- --uninstall and the runner's job-completed hook ----------------------------------------
+
+RUNNER_UNIT = "actions.runner.acme-ci.r1.service"
+# A daemon-reload records the unit files systemd then sees.
+FAKE_SYSTEMCTL_LOADS = (
+    'if [ "$1" = daemon-reload ]; then\n'
+    '  (cd "$SYSTEMD_DIR" && find . -type f | sort) > "$SYSTEMCTL_STATE/loaded"\nfi\n'
+    + FAKE_SYSTEMCTL
+)
+# The runner's listener runs (unless $NO_LISTENER), a job too when $JOB_RUNS.
+FAKE_PGREP_RUNNER = """
+case "$*" in
+  "-x Runner.Listener") [ -z "${NO_LISTENER:-}" ] ;;
+  "-x Runner.Worker") [ -n "${JOB_RUNS:-}" ] ;;
+  *) exec /usr/bin/pgrep "$@" ;;
+esac
+"""
+
+
+def our_hook(install: Path) -> str:
+    return f"ACTIONS_RUNNER_HOOK_JOB_COMPLETED={install}/remediations/job_completed.sh"
+
+
+@pytest.fixture
+def hooked(installed, tmp_path, fakes) -> tuple[dict[str, str], Path]:
+    """``installed`` plus what setup.sh does to the runner (root/opt/actions-runner, owned by
+    nobody): its active unit's drop-in and the hook line in its .env, both in the record, and
+    the hook script. Returns the environment and the runner's folder."""
+    install = Path(installed["RUNNER_HEALTH_DIR"])
+    (install / "remediations").mkdir()
+    write_fake(install / "remediations", "job_completed.sh", "exit 0")
+    runner = tmp_path / "root" / "opt" / "actions-runner"
+    runner.mkdir(parents=True)
+    (runner / ".env").write_text(f"LANG=C.UTF-8\n{our_hook(install)}\nJAVA_HOME=/opt/jdk\n")
+    (runner / ".service").write_text(RUNNER_UNIT + "\n")
+    os.chown(runner, 65534, 65534)
+    systemd = Path(installed["SYSTEMD_DIR"])
+    (systemd / RUNNER_UNIT).write_text("[Service]\n")
+    (systemd / f"{RUNNER_UNIT}.d").mkdir()
+    (systemd / f"{RUNNER_UNIT}.d" / "runner-health.conf").write_text(
+        "[Service]\nOOMPolicy=continue\n"
+    )
+    (Path(installed["SYSTEMCTL_STATE"]) / f"{RUNNER_UNIT}.active").touch()
+    with (install / ".installed-files").open("a") as record:
+        record.write(f"remove {systemd}/{RUNNER_UNIT}.d/runner-health.conf\nhook {runner}/.env\n")
+    write_fake(fakes[0], "systemctl", FAKE_SYSTEMCTL_LOADS)
+    write_fake(fakes[0], "sudo", FAKE_SUDO)
+    write_fake(fakes[0], "pgrep", FAKE_PGREP_RUNNER)
+    return installed, runner
+
+
+@pytest.mark.parametrize("owner", ["nobody", "root"])
+def test_uninstall_takes_our_hook_out_of_the_env_and_restarts_the_idle_runner(
+    owner, hooked, tmp_path, fakes
+):
+    env, runner = hooked
+    install = Path(env["RUNNER_HEALTH_DIR"])
+    if owner == "root":
+        os.chown(runner, 0, 0)
+    started = "ACTIONS_RUNNER_HOOK_JOB_STARTED=/home/me/started.sh"  # another hook: kept
+    with (runner / ".env").open("a") as dot_env:
+        dot_env.write(f"{started}\n{our_hook(install)}.bak\n")
+    result = health_check(["--uninstall", "--purge"], fakes, env, install / "health_check.sh")
+    assert result.returncode == 0, result.stderr
+    assert (runner / ".env").read_text() == (
+        f"LANG=C.UTF-8\nJAVA_HOME=/opt/jdk\n{started}\n{our_hook(install)}.bak\n"
+    )
+    assert f"removed runner-health's job-completed hook from {runner}/.env" in result.stdout
+    # Edited as the owner of the runner's folder (sudo unless that is root itself).
+    assert (f"sudo -n -H -u {owner} bash -c" in "\n".join(calls(fakes, "sudo"))) is (
+        owner == "nobody"
+    )
+    assert f"systemctl restart {RUNNER_UNIT}" in calls(fakes, "systemctl")
+    assert f"restarted {RUNNER_UNIT} (idle)" in result.stdout
+    assert not install.exists()
+
+
+def test_uninstall_reloads_systemd_after_removing_the_runner_units_drop_in(hooked, fakes):
+    env, _ = hooked
+    systemd = Path(env["SYSTEMD_DIR"])
+    result = health_check(["--uninstall"], fakes, env)
+    assert result.returncode == 0, result.stderr
+    assert not (systemd / f"{RUNNER_UNIT}.d" / "runner-health.conf").exists()
+    # What systemd loaded last is what is on disk: the runner's own unit, no drop-in of ours.
+    loaded = (Path(env["SYSTEMCTL_STATE"]) / "loaded").read_text().split()
+    assert loaded == [f"./{RUNNER_UNIT}"]
+    restart = calls(fakes, "systemctl").index(f"systemctl restart {RUNNER_UNIT}")
+    assert "systemctl daemon-reload" in calls(fakes, "systemctl")[:restart]
+
+
+def test_uninstall_keeps_another_job_completed_hook(hooked, fakes):
+    env, runner = hooked
+    theirs = "LANG=C.UTF-8\nACTIONS_RUNNER_HOOK_JOB_COMPLETED=/home/me/hook.sh\n"
+    (runner / ".env").write_text(theirs)
+    result = health_check(["--uninstall", "--purge"], fakes, env)
+    assert result.returncode == 0, result.stderr
+    assert (runner / ".env").read_text() == theirs
+    assert f"{runner}/.env has no job-completed hook of runner-health's" in result.stdout
+    assert not [c for c in calls(fakes, "systemctl") if c.startswith("systemctl restart")]
+    assert not Path(env["RUNNER_HEALTH_DIR"]).exists()
+
+
+@pytest.mark.parametrize("case", ["job running", "started by hand", "runner stopped"])
+def test_uninstall_restarts_the_runner_only_when_idle(case, hooked, fakes):
+    """A listener that read .env at its start hands the hook to every job: with a job running
+    (or a listener its unit did not start) it is not restarted, and the hook script stays until
+    it is (a missing hook fails jobs). A stopped runner starts without the hook."""
+    env, runner = hooked
+    install = Path(env["RUNNER_HEALTH_DIR"])
+    if case == "job running":
+        env = {**env, "JOB_RUNS": "1"}
+    else:
+        (Path(env["SYSTEMCTL_STATE"]) / f"{RUNNER_UNIT}.active").unlink()
+    if case == "runner stopped":
+        env = {**env, "NO_LISTENER": "1"}
+    result = health_check(["--uninstall", "--purge"], fakes, env)
+    assert result.returncode == 0, result.stderr
+    assert our_hook(install) not in (runner / ".env").read_text()
+    assert not [c for c in calls(fakes, "systemctl") if c.startswith("systemctl restart")]
+    if case == "runner stopped":
+        assert "the runner is not running: it starts without the hook" in result.stdout
+        assert not install.exists()
+        return
+    assert files(install) == {"remediations/job_completed.sh"}
+    if case == "job running":
+        left = f"a job is running, {RUNNER_UNIT} still runs it after each job; restart it when idle"
+    else:
+        left = f"a runner not started by its unit ({RUNNER_UNIT}) runs and still runs it"
+    assert f"left: {install}/remediations/job_completed.sh: {left}" in result.stdout
+
+
+@pytest.mark.parametrize("case", ["link", "too big"])
+def test_uninstall_never_edits_an_env_through_a_link_nor_a_huge_one(case, hooked, tmp_path, fakes):
+    env, runner = hooked
+    install = Path(env["RUNNER_HEALTH_DIR"])
+    target = tmp_path / "root-owned"
+    target.write_text(f"SECRET=1\n{our_hook(install)}\n")
+    if case == "link":
+        (runner / ".env").unlink()
+        (runner / ".env").symlink_to(target)
+    else:
+        (runner / ".env").write_text(f"{our_hook(install)}\n" + "X=" + "y" * 70000 + "\n")
+    before = (runner / ".env").read_text()
+    result = health_check(["--uninstall", "--purge"], fakes, env)
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == f"SECRET=1\n{our_hook(install)}\n"
+    assert (runner / ".env").is_symlink() is (case == "link")
+    assert (runner / ".env").read_text() == before
+    reason = "not-a-file" if case == "link" else "too-big"
+    assert f"left: ACTIONS_RUNNER_HOOK_JOB_COMPLETED in {runner}/.env: not edited ({reason})" in (
+        result.stdout
+    )
+    # The runner still names the hook: its script stays, or every job would fail.
+    assert files(install) == {"remediations/job_completed.sh"}

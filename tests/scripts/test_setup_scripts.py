@@ -29,7 +29,7 @@ from tests.scripts.conftest import (
     run_script,
     write_fake,
 )
-from tests.scripts.test_health_check import FAKE_SYSTEMCTL, HOSTILE
+from tests.scripts.test_health_check import FAKE_SUDO, FAKE_SYSTEMCTL, HOSTILE
 from tests.testbed.fake_github import FakeGitHub
 
 PROVISION = ROOT / "provision"
@@ -152,20 +152,6 @@ def fake_github():
         yield fake
 
 
-# sudo stand-in: `sudo -n -H -u USER CMD...` runs CMD (as root: this machine's nobody can't
-# reach pytest's tmp dirs); `sudo -n -l -U USER` lists $SUDO_RULES (none by default).
-FAKE_SUDO = r"""
-if [ "$2" = -l ]; then
-  if [ -n "${SUDO_RULES:-}" ]; then
-    echo "User $4 may run the following commands on test:"; echo "    $SUDO_RULES"
-  else
-    echo "User $4 is not allowed to run sudo on test."
-  fi
-  exit 0
-fi
-while [ "${1#-}" != "$1" ]; do [ "$1" = -u ] && shift; shift; done
-exec "$@"
-"""
 # A docker group exists ($FAKE_DOCKER_MEMBERS lists its members); usermod only logs.
 FAKE_GETENT = r"""
 if [ "$*" = "group docker" ]; then echo "docker:x:998:${FAKE_DOCKER_MEMBERS:-}"; exit 0; fi
@@ -486,6 +472,7 @@ def test_setup_lists_what_it_installed(fakes, setup_env):
         f"remove {systemd}/apt-daily-upgrade.service.d/runner-health.conf",
         f"remove {systemd}/apt-daily-upgrade.timer.d/runner-health.conf",
         f"remove {systemd}/{UNIT}.d/runner-health.conf",
+        f"hook {setup_env['RUNNER_DIR']}/.env",
         f"remove {systemd}/runner-health.timer",
         f"remove {systemd}/runner-health.service",
         f"purge {config_dir}/config.toml",
@@ -494,6 +481,30 @@ def test_setup_lists_what_it_installed(fakes, setup_env):
         "purge /var/log/runner-health-free-disk.log",
         "purge /var/log/runner-health.log",
     ]
+
+
+@pytest.mark.parametrize("case", ["link", "other-hook"])
+def test_setup_records_only_a_hook_line_it_wrote_or_found(case, tmp_path, fakes, setup_env):
+    """A .env setup.sh did not edit (a link, another job-completed hook) is not in the record:
+    --uninstall edits only what setup.sh put there. Once the .env is fixed, the next run hooks
+    and records it."""
+    runner = Path(setup_env["RUNNER_DIR"])
+    runner.mkdir()
+    ours = f"{setup_env['RUNNER_HEALTH_DIR']}/remediations/job_completed.sh"
+    if case == "link":
+        target = tmp_path / "elsewhere.env"
+        target.write_text(f"ACTIONS_RUNNER_HOOK_JOB_COMPLETED={ours}\n")
+        (runner / ".env").symlink_to(target)
+    else:
+        (runner / ".env").write_text("ACTIONS_RUNNER_HOOK_JOB_COMPLETED=/home/me/hook.sh\n")
+    run_setup(fakes, setup_env)
+    lines = (Path(setup_env["RUNNER_HEALTH_DIR"]) / ".installed-files").read_text().splitlines()
+    assert f"remove {setup_env['SYSTEMD_DIR']}/{UNIT}.d/runner-health.conf" in lines
+    assert not [line for line in lines if line.startswith("hook ")]
+    (runner / ".env").unlink()
+    run_setup(fakes, setup_env)
+    lines = (Path(setup_env["RUNNER_HEALTH_DIR"]) / ".installed-files").read_text().splitlines()
+    assert f"hook {runner}/.env" in lines
 
 
 def test_setup_refuses_a_tarball_with_the_wrong_sha256(fakes, setup_env):
