@@ -65,6 +65,11 @@ die_usage() {
 say() { echo "register_local.sh: $*"; }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ ! -f $HERE/guards.sh ]]; then
+	echo "register_local.sh: $HERE/guards.sh is missing: run it from a runner-health checkout" \
+		"(/opt/runner-health/provision/register_local.sh on the VM)" >&2
+	exit 1
+fi
 # shellcheck source=provision/guards.sh
 . "$HERE/guards.sh"
 

@@ -244,8 +244,11 @@ def test_register_local_in_the_vm(testbed_vm_running: TestbedVM):
         f"--exclude=./.runner --exclude=./.credentials* --exclude=./.service --exclude=./_diag "
         f"-cf - . | tar -C {copy} -xf - && chown -R github-runner: {copy}"
     )
-    script = (ROOT / "provision" / "register_local.sh").read_bytes()
-    vm.ssh("cat > /tmp/register_local.sh && chmod +x /tmp/register_local.sh", input=script)
+    # register_local.sh sources guards.sh from its own folder, as in a checkout.
+    for name in ("register_local.sh", "guards.sh"):
+        body = (ROOT / "provision" / name).read_bytes()
+        vm.ssh(f"mkdir -p /tmp/provision && cat > /tmp/provision/{name}", input=body)
+    vm.ssh("chmod +x /tmp/provision/register_local.sh")
     with FakeGitHub() as fake:
         env = (
             f"REPO_URL={fake.runner_url()} RUNNER_NAME=register-test RUNNER_DIR={copy} "
@@ -254,7 +257,7 @@ def test_register_local_in_the_vm(testbed_vm_running: TestbedVM):
         token = fake.create_registration_token()
         try:
             first = vm.ssh(
-                f"{env} /tmp/register_local.sh",
+                f"{env} /tmp/provision/register_local.sh",
                 input=(token + "\n").encode(),
                 check=False,
                 timeout=180,
@@ -265,7 +268,9 @@ def test_register_local_in_the_vm(testbed_vm_running: TestbedVM):
                 lambda: (r := fake.runner("register-test")) and r["status"] == "online" and r, 90
             )
             assert "bpf-lsm" in {label["name"] for label in online["labels"]}
-            second = vm.ssh(f"{env} /tmp/register_local.sh </dev/null", check=False, timeout=120)
+            second = vm.ssh(
+                f"{env} /tmp/provision/register_local.sh </dev/null", check=False, timeout=120
+            )
             assert second.returncode == 0, second.stdout + second.stderr
             assert "already registered as register-test" in second.stdout
             assert len(fake.runners()) == 1

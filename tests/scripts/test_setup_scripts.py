@@ -993,3 +993,17 @@ def test_scripts_have_help():
         assert result.returncode == 0, name
         assert "Usage:" in result.stdout, name
     assert os.access(PROVISION / "setup.sh", os.X_OK)
+
+
+def test_register_local_alone_names_the_missing_guards_and_changes_nothing(tmp_path):
+    """register_local.sh sources guards.sh from its folder: copied alone it says so at once."""
+    lone = tmp_path / "register_local.sh"
+    shutil.copy(PROVISION / "register_local.sh", lone)
+    result = subprocess.run(
+        ["bash", str(lone)], input="", capture_output=True, text=True, check=False, timeout=30
+    )
+    assert result.returncode == 1
+    assert f"{tmp_path}/guards.sh is missing: run it from a runner-health checkout" in (
+        result.stderr
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["register_local.sh"]
