@@ -253,7 +253,9 @@ def test_svc_sh_and_unit_template_rewritten_by_a_job_never_run_as_root(
 def test_busy_runner_is_not_restarted_and_its_workspace_survives(
     healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
 ):
-    job = fake_github.queue_job(LABELS[:1], duration=75, name="kernel-matrix")
+    # The job must outlast the whole run below (about 70 s under TCG, with the disk check's du
+    # before and after free_disk): a job that ends mid-run rightly lets --recover re-register.
+    job = fake_github.queue_job(LABELS[:1], duration=180, name="kernel-matrix")
     fake_github.wait_for(lambda: fake_github.runner(RUNNER_NAME)["busy"], timeout=60)
     pid = listener_pid(healthy)
     workspace = f"{RUNNER_DIR}/_work/{fake_github.repo}/{fake_github.repo}"
@@ -276,7 +278,7 @@ def test_busy_runner_is_not_restarted_and_its_workspace_survives(
     finally:
         healthy.ssh(f"rm -f {workspace}/artifact.bin")
     done = fake_github.wait_for(
-        lambda: (j := fake_github.job(job["id"])) and j["status"] == "completed" and j, 180
+        lambda: (j := fake_github.job(job["id"])) and j["status"] == "completed" and j, 300
     )
     assert done["conclusion"] == "success"
 
