@@ -63,11 +63,8 @@ def parse_df(output: str, path: str) -> Usage:
 
     Anything else is CannotObserve: a figure read from garbage would trigger a cleanup.
     """
-    try:
-        fields = output.strip().splitlines()[-1].split()
-        found = Usage(path=path, total=int(fields[1]), free=int(fields[3]))
-    except (IndexError, ValueError):
-        raise CannotObserve(f"df {path}: unexpected output {output[-200:]!r}") from None
+    total, free = _total_and_free(output, f"df {path}")
+    found = Usage(path=path, total=total, free=free)
     if found.total <= 0:
         raise CannotObserve(f"df {path}: reports a filesystem of size 0 ({output[-200:]!r})")
     return found
@@ -85,11 +82,17 @@ def is_directory(host: Host, path: str) -> bool:
 
 def parse_df_inodes(output: str, path: str) -> Inodes:
     """Parse ``df -P -i`` (inodes, used, free); garbage is CannotObserve, as for bytes."""
+    total, free = _total_and_free(output, f"df -i {path}")
+    return Inodes(path=path, total=total, free=free)
+
+
+def _total_and_free(output: str, what: str) -> tuple[int, int]:
+    """The size and free columns of POSIX df's last line (``-B1`` or ``-i``)."""
     try:
         fields = output.strip().splitlines()[-1].split()
-        return Inodes(path=path, total=int(fields[1]), free=int(fields[3]))
+        return int(fields[1]), int(fields[3])
     except (IndexError, ValueError):
-        raise CannotObserve(f"df -i {path}: unexpected output {output[-200:]!r}") from None
+        raise CannotObserve(f"{what}: unexpected output {output[-200:]!r}") from None
 
 
 def inodes(host: Host, path: str) -> Inodes:
