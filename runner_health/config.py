@@ -94,6 +94,7 @@ class Thresholds:
     max_queue_wait_minutes: float
     disk_free_inodes_percent: float = 10  # free inodes on / and the work folder's filesystem
     dpkg_lock_max_minutes: float = 30  # an apt/dpkg lock held longer is reported
+    max_job_minutes: float = 360  # a Runner.Worker older than this is a hung job (GitHub's limit)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ class RemediationSettings:
     window_minutes: float = 60
     reboot_when_required: bool = False  # reboot the VM for /var/run/reboot-required, idle only
     tmp_max_age_days: float = 7  # free_disk.sh removes files in /tmp older than this
+    kill_hung_worker: bool = False  # kill a hung job's Runner.Worker once GitHub says it ended
+    reinstall_runner: bool = True  # reinstall a runner a failed self-update broke (idle only)
 
 
 @dataclass(frozen=True)
@@ -547,6 +550,7 @@ def _thresholds(table: _Table) -> Thresholds:
         dpkg_lock_max_minutes=table.number(
             "dpkg_lock_max_minutes", 30, minimum=1, maximum=7 * 24 * 60
         ),
+        max_job_minutes=table.number("max_job_minutes", 360, minimum=1, maximum=7 * 24 * 60),
     )
 
 
@@ -572,6 +576,8 @@ def _remediation(table: _Table) -> RemediationSettings:
         window_minutes=table.number("window_minutes", 60, minimum=1, maximum=7 * 24 * 60),
         reboot_when_required=table.boolean("reboot_when_required", False),
         tmp_max_age_days=table.number("tmp_max_age_days", 7, minimum=1, maximum=3660),
+        kill_hung_worker=table.boolean("kill_hung_worker", False),
+        reinstall_runner=table.boolean("reinstall_runner", True),
     )
 
 

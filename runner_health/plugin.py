@@ -81,6 +81,7 @@ CHECK_ORDER = (
     "service",
     "online",
     "queue",
+    "hung_job",
     "oom",
     "os_updates",
     "bpf_lsm",
