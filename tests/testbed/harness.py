@@ -23,6 +23,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNNER_NAME = "assay-bpf-runner"
 RUNNER_DIR = "/opt/actions-runner"
 LABELS = ["self-hosted", "linux", "x64", "bpf-lsm", "kernel-6.1"]
+# The runner stand-in's RUNNER_STANDIN_TIME_SCALE in the VM: every real window times 1/40
+# (session retry 0.75 s, conflict 6 s, clock skew 45 s). The fake's orphan sessions scale
+# the same way (ORPHAN_SESSION_SECONDS * TIME_SCALE = 7.5 s).
+TIME_SCALE = 1 / 40
 
 CONFIG = """\
 target = "{target}"
@@ -204,9 +208,15 @@ def unit_name(vm: TestbedVM) -> str:
 
 
 def register(vm: TestbedVM, fake: FakeGitHub, token: str) -> subprocess.CompletedProcess[str]:
-    """Configure the runner stand-in the way a user does, token on stdin (never in argv)."""
+    """Configure the runner stand-in the way a user does, token on stdin (never in argv).
+
+    First the time knob goes into the runner's .env (the listener reads it at start; config.sh
+    and re-registration only append to .env, so it stays).
+    """
+    knob = f"RUNNER_STANDIN_TIME_SCALE={TIME_SCALE}"
     configure = (
-        f"cd {RUNNER_DIR} && IFS= read -r ACTIONS_RUNNER_INPUT_TOKEN && export ACTIONS_RUNNER_INPUT_TOKEN && "
+        f"cd {RUNNER_DIR} && {{ grep -qx {knob} .env 2>/dev/null || echo {knob} >> .env; }} && "
+        "IFS= read -r ACTIONS_RUNNER_INPUT_TOKEN && export ACTIONS_RUNNER_INPUT_TOKEN && "
         f"./config.sh --unattended --url {fake.runner_url()} --name {RUNNER_NAME} "
         f"--labels {','.join(LABELS)} --work _work"
     )

@@ -22,7 +22,9 @@ REPO = "/repos/acme/kernel-ci"
 
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub(online_grace=0.5, poll_timeout=0.2, timeout_hold=1.5).start()
+    fake = FakeGitHub(
+        online_grace=0.5, orphan_session_seconds=1.0, poll_timeout=0.2, timeout_hold=1.5
+    ).start()
     yield fake
     fake.stop()
 
@@ -109,13 +111,18 @@ def test_replace_cuts_off_the_old_credentials(github: FakeGitHub) -> None:
     assert "kvm" in {lbl["name"] for lbl in github.runner("vm1")["labels"]}
 
 
-def test_session_conflict_while_the_first_listener_polls(github: FakeGitHub) -> None:
+def test_an_orphan_session_blocks_a_new_one_until_it_expires(github: FakeGitHub) -> None:
     agent = register(github, "vm1", ["bpf"])
-    assert open_session(github, agent).status_code == 200
+    first = open_session(github, agent).json()
+    assert github.session_of("vm1")["session_id"] == first["session_id"]
     conflict = open_session(github, agent)
     assert conflict.status_code == 409
     assert conflict.json()["message"] == "A session for this runner already exists."
-    time.sleep(0.7)  # the first listener died without deleting its session
+    time.sleep(0.7)  # the first listener died without deleting its session: offline, but
+    assert github.runner("vm1")["status"] == "offline"  # its session still blocks a new one
+    assert open_session(github, agent).status_code == 409
+    time.sleep(0.5)  # orphan_session_seconds without a poll: GitHub drops it
+    assert github.session_of("vm1") is None
     assert open_session(github, agent).status_code == 200
 
 

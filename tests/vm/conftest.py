@@ -9,14 +9,23 @@ from pathlib import Path
 import pytest
 
 from tests.testbed.fake_github import FakeGitHub
+from tests.testbed.fake_github.server import ORPHAN_SESSION_SECONDS
 from tests.testbed.fixtures import testbed_vm, testbed_vm_running  # noqa: F401
-from tests.testbed.harness import RUNNER_DIR, RUNNER_NAME, Suite, register, wait_online
+from tests.testbed.harness import (
+    RUNNER_DIR,
+    RUNNER_NAME,
+    TIME_SCALE,
+    Suite,
+    register,
+    wait_online,
+)
 from tests.testbed.vm import TestbedVM
 
 
 @pytest.fixture(scope="session")
 def fake_github() -> Iterator[FakeGitHub]:
-    with FakeGitHub(timeout_hold=15) as fake:
+    orphan = ORPHAN_SESSION_SECONDS * TIME_SCALE  # scaled like the VM runner's windows
+    with FakeGitHub(timeout_hold=15, orphan_session_seconds=orphan) as fake:
         yield fake
 
 

@@ -57,6 +57,12 @@ REGISTRATION_TOKEN_TTL = 3600  # registration and remove tokens expire after one
 VARIABLE_NAME = re.compile(r"(?!GITHUB_)[A-Z_][A-Z0-9_]*")  # upper-cased first: case-insensitive
 VARIABLE_VALUE_LIMIT = 48 * 1024  # GitHub's limit for one variable
 FAILURE_KINDS = (None, "5xx", "timeout", "rate_limit")
+POLL_FAILURE_KINDS = (None, "non_retryable", "retryable")
+# How long GitHub keeps the session of a listener that died without deleting it (SIGKILL,
+# power loss): minutes (actions/runner#1506). Longer than the listener's 240 s of conflict
+# retries (MessageListener.cs _sessionConflictRetryLimit), so a killed listener's successor
+# gives up with exit 5, as reported in the field.
+ORPHAN_SESSION_SECONDS = 300.0
 
 Json = dict[str, Any]
 
@@ -150,6 +156,9 @@ class _Runner:
     key_hash: str
     session_id: str | None = None
     access_token: str | None = None
+    token_revoked: bool = False  # revoke_runner_token()
+    session_rejection: int | None = None  # reject_sessions(): HTTP status of session create
+    poll_failure: str | None = None  # fail_polls(): "non_retryable" | "retryable"
     seen: float = 0.0  # monotonic time of the last poll (start or end)
     polling: int = 0  # polls in flight
     job_id: int | None = None
@@ -221,6 +230,10 @@ class FakeGitHub:
     """api.github.com for one repository (and its owner org), in a thread on 127.0.0.1.
 
     ``online_grace``: seconds after its last poll during which a runner still shows online.
+    ``orphan_session_seconds``: how long the session of a listener that stopped polling
+    without deleting it (SIGKILL) still exists, so that creating a new one answers "A session
+    for this runner already exists." (real: minutes, ORPHAN_SESSION_SECONDS; tests pass it
+    multiplied by RUNNER_STANDIN_TIME_SCALE, like the listener's windows).
     ``poll_timeout``: how long a runner's long poll is held when there is no job (<= 2 s).
     ``timeout_hold``: how long ``fail_with("timeout")`` holds a request (longer than clients
     wait, but bounded; ``stop()`` releases held requests at once).
@@ -234,6 +247,7 @@ class FakeGitHub:
         repo: str = "kernel-ci",
         *,
         online_grace: float = 10.0,
+        orphan_session_seconds: float = ORPHAN_SESSION_SECONDS,
         poll_timeout: float = 2.0,
         timeout_hold: float = 20.0,
         lost_runner_timeout: float = 60.0,
@@ -243,6 +257,7 @@ class FakeGitHub:
         self.owner = owner
         self.repo = repo
         self.online_grace = online_grace
+        self.orphan_session_seconds = orphan_session_seconds
         self.poll_timeout = min(poll_timeout, 2.0)
         self.timeout_hold = timeout_hold
         self.lost_runner_timeout = lost_runner_timeout
@@ -359,6 +374,45 @@ class FakeGitHub:
             if kind is None and self._failure_was_rate_limit:
                 self._rl_used = 0  # the forced exhaustion ends with the switch
             self._failure_was_rate_limit = kind == "rate_limit"
+
+    def revoke_runner_token(self, name: str) -> None:
+        """Revoke the runner's OAuth token (an admin or GitHub did): its session ends, and
+        the listener logs "Runner OAuth token has been revoked. ..." (_diag only) and exits 0.
+        """
+        with self._lock:
+            runner = self._named(name)
+            runner.token_revoked = True
+            runner.session_id = runner.access_token = None
+            self._lock.notify_all()
+
+    def reject_sessions(self, name: str, status: int | None = 401) -> None:
+        """Answer the runner's session creation with ``status`` (None: accept again): 401 is
+        the real runner's "Failed to create session. ..." (exit 1, the unit stops).
+        """
+        with self._lock:
+            self._named(name).session_rejection = status
+
+    def fail_polls(self, name: str, kind: str | None) -> None:
+        """Fail the runner's message polls: "non_retryable" (broker flow: "Get next message
+        failed with non-retryable error.", exit 1), "retryable" (a 5xx every time: "Runner
+        connect error ...", broker flow exits 2 after 10 in a row) or None (heal).
+        """
+        if kind not in POLL_FAILURE_KINDS:
+            raise ValueError(f"unknown poll failure {kind!r}; expected one of {POLL_FAILURE_KINDS}")
+        with self._lock:
+            self._named(name).poll_failure = kind
+            self._lock.notify_all()
+
+    def session_of(self, name: str) -> Json | None:
+        """The runner's live session at GitHub (``session_id``, ``idle_seconds`` since its
+        last poll), or None: lets tests see whether a listener deleted its session.
+        """
+        with self._lock:
+            runner = self._named(name)
+            if not self._session_alive(runner):
+                return None
+            idle = 0.0 if runner.polling else time.monotonic() - runner.seen
+            return {"session_id": runner.session_id, "idle_seconds": round(idle, 3)}
 
     def set_rate_limit(self, *, remaining: int) -> None:
         """Pretend the token already used all but ``remaining`` requests of this hour."""
@@ -527,10 +581,23 @@ class FakeGitHub:
             self._label_ids[key] = len(self._label_ids) + 1
         return (self._label_ids[key], name, kind)
 
+    def _named(self, name: str) -> _Runner:
+        runner = next((r for r in self._runners.values() if r.name == name), None)
+        if runner is None:
+            raise KeyError(f"no runner named {name!r}")
+        return runner
+
     def _online(self, runner: _Runner) -> bool:
         if runner.session_id is None:
             return False
         return runner.polling > 0 or time.monotonic() - runner.seen <= self.online_grace
+
+    def _session_alive(self, runner: _Runner) -> bool:
+        """A session lives until deleted, or until ``orphan_session_seconds`` without polls."""
+        if runner.session_id is None:
+            return False
+        idle = time.monotonic() - runner.seen
+        return runner.polling > 0 or idle <= self.orphan_session_seconds
 
     def _remove_runner(self, runner: _Runner, conclusion: str) -> None:
         if runner.job_id is not None:
@@ -1329,7 +1396,7 @@ class FakeGitHub:
                     ),
                 },
             )
-        if runner.session_id is not None and self._online(runner):
+        if self._session_alive(runner):
             raise _Reply(
                 409,
                 {
