@@ -29,7 +29,9 @@ inodes of / and the runner's work dir before and after each step):
      regular files only, on /tmp's own filesystem, none in systemd-private-* (services'
      private /tmp); links not followed
   5. runner caches: _diag logs beyond the newest $DIAG_KEEP (default 5) of each kind,
-     a stale _update; and, only while no job runs, what _work/_temp, _tool, _actions hold
+     unless a self-update is under way, its staging folder _work/_update and the
+     bin.<version>/externals.<version> folders the bin/externals links don't point at;
+     and, only while no job runs, what _work/_temp, _tool, _actions hold
   6. finished job workspaces (_work/<repo>): only while no job runs
 When / or the work folder is still short afterwards (below the thresholds given, or 10% of
 its space or inodes), it names the largest directories on it (du -x, at most 3 levels deep,
@@ -644,6 +646,32 @@ read_paths() {
 	done
 }
 
+# A self-update in progress: its script runs (<work>/_update.sh, SelfUpdater.cs
+# GenerateUpdateScript) or its staging folder got files in the last hour (the download).
+update_running() {
+	pgrep -f '(^|/)_update[.]sh( |$)' >/dev/null 2>&1 && return 0
+	[[ -n $WORK_DIR && -d $WORK_DIR/_update && ! -L $WORK_DIR/_update ]] &&
+		[[ -n $(find "$WORK_DIR/_update" -mmin -60 -print -quit </dev/null 2>/dev/null) ]]
+}
+
+# <runner>/$1.<version> folders the live $1 link does not point at, NUL-separated. A
+# self-update moves bin/externals to bin.<version>/externals.<version> and makes bin and
+# externals links to the new version's (update.sh.template). Only when $1 is a link (read,
+# never followed) to a $1.<version> folder of this runner directory: a plain folder, a
+# dangling link or one pointing elsewhere says nothing about which copy is live.
+old_versions() {
+	local kind=$1 target live
+	[[ -L $RUNNER_REAL/$kind ]] || return 0
+	target=$(readlink -- "$RUNNER_REAL/$kind") || return 0
+	live=${target#"$RUNNER_REAL"/}
+	live=${live#"$RUNNER_DIR"/}
+	live=${live#./}
+	[[ $live =~ ^${kind}[.][0-9]+[.][0-9]+[.][0-9]+$ ]] || return 0
+	[[ -d $RUNNER_REAL/$live && ! -L $RUNNER_REAL/$live ]] || return 0
+	find "$RUNNER_REAL" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended \
+		-regex ".*/${kind}[.][0-9]+[.][0-9]+[.][0-9]+" ! -name "$live" -print0 </dev/null 2>/dev/null
+}
+
 clean_runner_caches() {
 	if [[ ! -d $RUNNER_REAL ]]; then
 		echo "  $RUNNER_DIR does not exist: no runner caches"
@@ -651,10 +679,14 @@ clean_runner_caches() {
 	fi
 	local -a paths=()
 	read_paths paths < <(old_diag_logs)
-	# _update holds a self-update in progress for a while: only a stale one goes.
-	if [[ -d $RUNNER_REAL/_update && ! -L $RUNNER_REAL/_update ]] &&
-		[[ -z $(find "$RUNNER_REAL/_update" -type f -mmin -60 -print -quit </dev/null 2>/dev/null) ]]; then
-		paths+=("$RUNNER_REAL/_update")
+	if update_running; then
+		echo "  a runner self-update is under way: _update and old bin.*/externals.* kept"
+	else
+		# The self-update stages the new version in <work>/_update and leaves it there
+		# (actions/runner SelfUpdater.cs DownloadLatestRunner, HostContext.cs Update dir).
+		[[ -z $WORK_DIR || ! -d $WORK_DIR/_update || -L $WORK_DIR/_update ]] ||
+			paths+=("$WORK_DIR/_update")
+		read_paths paths < <(old_versions bin; old_versions externals)
 	fi
 	if work_allowed "_temp, _tool and _actions"; then
 		# A start point that is a link is not followed (find -P): it lists nothing.
@@ -709,7 +741,7 @@ main() {
 	step "APT cache" clean_apt
 	step "systemd journal (vacuum to $JOURNAL_MAX)" clean_journal
 	step "files in $TMP_DIR older than $TMP_DAYS days" clean_tmp
-	step "runner caches (_diag, _update, _work/_temp, _tool, _actions)" clean_runner_caches
+	step "runner caches (_diag, _work/_update, old bin.*/externals.*, _work/_temp, _tool, _actions)" clean_runner_caches
 	step "finished job workspaces (${WORK_DIR:-<work folder>}/<repo>)" clean_workspaces
 	echo
 	echo "== done$( ((DRY_RUN)) && echo ' (dry run)')"

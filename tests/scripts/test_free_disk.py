@@ -73,7 +73,7 @@ def runner_dir(tmp_path: Path) -> Path:
             log = diag / f"{kind}_2025010{i}-000000-utc.log"
             log.write_text("log\n")
             os.utime(log, (now - 3600 * (8 - i),) * 2)  # i = 7 is the newest
-    update = root / "_update"
+    update = work / "_update"  # the self-update's staging folder (SelfUpdater.cs)
     update.mkdir()
     (update / "bin.tar.gz").write_text("old update")
     os.utime(update / "bin.tar.gz", (now - 7200,) * 2)
@@ -179,12 +179,12 @@ def test_without_a_job_finished_workspaces_and_caches_go(runner_dir, cleaners):
         assert (work / kept).exists(), kept
     assert not any((work / "_tool").iterdir())
     assert not any((work / "_temp").iterdir())
-    # The newest five of each log kind stay; a stale _update goes; the install is untouched.
+    # The newest five of each log kind stay; the update's staging goes; the install is untouched.
     logs = sorted(p.name for p in (runner_dir / "_diag").iterdir())
     assert logs == [
         f"{k}_2025010{i}-000000-utc.log" for k in ("Runner", "Worker") for i in (3, 4, 5, 6, 7)
     ]
-    assert not (runner_dir / "_update").exists()
+    assert not (runner_dir / "_work/_update").exists()
     assert (runner_dir / "config.sh").exists()
     # It says what it freed, step by step, with df before and after.
     assert "removed " + str(work / "kernel-ci") in result.stdout
@@ -195,6 +195,78 @@ def test_without_a_job_finished_workspaces_and_caches_go(runner_dir, cleaners):
     assert "docker builder prune --force" in calls
     assert "apt-get clean" in calls
     assert "journalctl --vacuum-size=200M" in calls
+
+
+def updated(runner_dir: Path, bin_target: str | None = None) -> None:
+    """The runner after two self-updates (update.sh.template): bin and externals are links to
+    the 2.336.0 copies (absolute, as the template makes them), 2.334.0's and 2.335.0's stay."""
+    for kind in ("bin", "externals"):
+        shutil.rmtree(runner_dir / kind)
+        for version in ("2.334.0", "2.335.0", "2.336.0"):
+            (runner_dir / f"{kind}.{version}").mkdir()
+            (runner_dir / f"{kind}.{version}" / "file").write_text(version)
+        (runner_dir / kind).symlink_to(runner_dir / f"{kind}.2.336.0")
+    if bin_target is not None:
+        (runner_dir / "bin").unlink()
+        (runner_dir / "bin").symlink_to(bin_target)
+
+
+def test_old_runner_versions_and_the_update_staging_go(runner_dir, cleaners):
+    updated(runner_dir)
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in runner_dir.iterdir()}
+    assert {"bin", "bin.2.336.0", "externals", "externals.2.336.0"} <= names
+    assert not names & {"bin.2.334.0", "bin.2.335.0", "externals.2.334.0", "externals.2.335.0"}
+    assert (runner_dir / "bin/file").read_text() == "2.336.0"
+    assert not (runner_dir / "_work/_update").exists()
+    assert f"removed {runner_dir}/bin.2.334.0" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("bin.2.337.0", id="dangling"),  # a failed update: which copy works?
+        pytest.param("/elsewhere/bin.2.336.0", id="outside"),
+        pytest.param("../bin.2.336.0", id="above"),
+        pytest.param("", id="plain-folder"),
+    ],
+)
+def test_versions_stay_unless_the_live_link_is_clear(target, runner_dir, cleaners):
+    updated(runner_dir, bin_target=target or None)
+    if not target:
+        (runner_dir / "bin").unlink()
+        (runner_dir / "bin").mkdir()
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    for version in ("2.334.0", "2.335.0", "2.336.0"):
+        assert (runner_dir / f"bin.{version}/file").exists(), version
+    # externals is a clear link: its old copies go all the same
+    assert not (runner_dir / "externals.2.334.0").exists()
+    assert (runner_dir / "externals.2.336.0/file").exists()
+
+
+def test_an_update_under_way_keeps_its_staging_and_versions(runner_dir, cleaners, worker_pids):
+    updated(runner_dir)
+    (runner_dir / "_work/_update/runner2.336.0.tar.gz").write_bytes(b"downloading")
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert "a runner self-update is under way" in result.stdout
+    assert (runner_dir / "_work/_update/bin.tar.gz").exists()
+    assert (runner_dir / "bin.2.334.0").exists()
+    # The update script runs (the listener started <work>/_update.sh), the staging is old.
+    age(runner_dir / "_work/_update")
+    script = runner_dir / "_work/_update.sh"
+    script.write_text("sleep 30\n")
+    update = subprocess.Popen(["bash", str(script)], start_new_session=True)
+    worker_pids.write_text(f"{update.pid}\n")
+    try:
+        result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    finally:
+        update.kill()
+        update.wait()
+    assert "a runner self-update is under way" in result.stdout
+    assert (runner_dir / "bin.2.334.0").exists()
 
 
 def during_a_job(runner_dir: Path, fakes, worker: str) -> subprocess.CompletedProcess[str]:
