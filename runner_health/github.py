@@ -458,6 +458,26 @@ class GitHub:
                 )
         return queued
 
+    # -- jobs --------------------------------------------------------------------------
+
+    def job(self, repository: str, job_id: int) -> Json:
+        """A workflow job (``GET /repos/{repository}/actions/jobs/{job_id}``): its status,
+        conclusion and completed_at; GitHubError (404) when the repository has no such job."""
+        body, _, _ = self._get(
+            self._url(f"/repos/{repository}/actions/jobs/{int(job_id)}"),
+            lambda body: _fields(
+                body,
+                {
+                    "id": int,
+                    "status": str,
+                    "conclusion": (str, type(None)),
+                    "completed_at": (str, type(None)),
+                },
+                "job",
+            ),
+        )
+        return body
+
     # -- issues ------------------------------------------------------------------------
 
     def login(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from testinfra.host import Host
 
-from runner_health import bpf_lsm, clock, disk, oom, os_updates, targets
+from runner_health import bpf_lsm, clock, disk, jobs, oom, os_updates, targets
 from runner_health.config import Settings
 from runner_health.runner import LISTENER, RunnerInstall
 
@@ -26,6 +26,7 @@ def commands(settings: Settings, install: RunnerInstall) -> tuple[list[str], lis
         *os_updates.COMMANDS,
         *(c for path in ("/", f"{directory}/_work", directory) for c in disk.commands(path)),
         LISTENER,
+        jobs.COMMAND,
     ]
     return plain, [*install.prefetch_commands(), oom.COMMAND]
 

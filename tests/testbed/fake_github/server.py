@@ -524,6 +524,14 @@ class FakeGitHub:
             job = self._jobs.get(job_id)
             return None if job is None else self._job_json(job)
 
+    def finish_job(self, job_id: int, conclusion: str = "cancelled") -> Json:
+        """End a job at the REST API only (completed, ``conclusion``), telling its runner
+        nothing: its Worker runs on, as a hung one does after GitHub gave up on its job."""
+        with self._lock:
+            job = self._jobs[job_id]
+            self._finish_job(job, conclusion)
+            return self._job_json(job)
+
     def runner(self, name: str) -> Json | None:
         """A runner's REST shape (id, name, os, status, busy, labels ...) or None."""
         with self._lock:

@@ -1,0 +1,29 @@
+"""No hung job: no Runner.Worker older than thresholds.max_job_minutes, none alive after GitHub
+shows its job completed (a wedged Worker keeps the runner busy, and its jobs queued, for hours:
+actions/runner#4418, #4312).
+
+Reported with the job's name, id and age (from the Worker's _diag log). The fix, opt-in
+(remediation.kill_hung_worker), kills only a Worker whose job GitHub shows over; one that
+is merely old may still be a long job GitHub lets run (timeout-minutes) and is reported.
+"""
+
+import pytest
+
+from runner_health import jobs
+from runner_health.observe import CannotObserve
+
+pytestmark = pytest.mark.needs("vm")
+
+
+@pytest.mark.remediation("kill_hung_worker")
+def test_no_hung_job(target, runner_install, github, settings, record_property):
+    limit = settings.thresholds.max_job_minutes
+    found = jobs.assess(target, runner_install, github, limit)
+    record_property(
+        "oldest_job_minutes", max((f.worker.age_seconds // 60 for f in found), default=0)
+    )
+    hung = [f for f in found if f.hung]
+    assert not hung, "hung job: " + "\n".join(jobs.describe(f, limit) for f in hung)
+    unasked = [f for f in found if f.error]
+    if unasked:  # a job runs, and whether GitHub still runs it is not known
+        raise CannotObserve("; ".join(jobs.describe(f, limit) for f in unasked))
