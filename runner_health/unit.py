@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runner_health.config import Settings
-from runner_health.runner import UNIT_NAME_MAX, RunnerInstall
+from runner_health.runner import UNIT_NAME, UNIT_NAME_MAX, NotRegularFile, RunnerInstall
 from runner_health.steps import RemediationFailed, RemediationRefused, Steps
 from runner_health.targets import as_root, as_user, run
 
@@ -88,6 +88,27 @@ def unit_name(scope: str, agent: str) -> str:
     short_agent = agent[: len(agent) - exceeded] if exceeded > 0 else agent
     suffix = 1000 + zlib.crc32(name.encode()) % 8999  # Random.Next(1000, 9999): 1000-9998
     return f"actions.runner.{short_scope}.{short_agent}-{suffix}.service"
+
+
+def lost_unit(runner: RunnerInstall) -> str | None:
+    """The unit ``.service`` names when its unit file is gone; None otherwise.
+
+    Gone: nothing (no file, no link) at its path in the systemd directory and no unit
+    installed for this directory, as after ``rm`` of the unit file or an /etc restored without
+    it. systemd may still run it (loaded before, until a stop or a reboot), and
+    ``systemctl stop`` of it fails once it is not loaded, as svc.sh stop does
+    (systemd.svc.sh.template). Only a runner unit's name counts: anything else in ``.service``
+    stays RunnerInstall.unit()'s refusal.
+    """
+    try:
+        name = (runner._read(".service", kib=1) or "").strip()
+    except NotRegularFile:
+        return None
+    if len(name) > UNIT_NAME_MAX or not UNIT_NAME.fullmatch(name) or runner.installed_units():
+        return None
+    path = shlex.quote(f"{runner.systemd_dir}/{name}")
+    present = run(runner.host, as_root(runner.host, f"[ -e {path} ] || [ -L {path} ]"), timeout=30)
+    return None if present.rc == 0 else name
 
 
 def install_unit(runner: RunnerInstall, settings: Settings, steps: Steps, why: str) -> str:
