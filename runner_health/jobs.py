@@ -201,12 +201,14 @@ def _printable(text: str) -> str:
 
 def status_of(job: Job | None, github: GitHub) -> dict[str, Any] | None:
     """GitHub's view of the job (``GET .../actions/jobs/{id}``); None when it can't be asked:
-    no id in the log, or a repository that is not this runner's (a repository runner's jobs
-    are its repository's, whatever the log says)."""
+    no id in the log, or an organisation runner's job of a repository not in
+    github.repositories (a repository runner's jobs are its repository's, whatever the log
+    says)."""
     if job is None or job.id is None:
         return None
-    ours = github.queue_repositories()
-    repository = ours[0] if len(ours) == 1 else job.repository if job.repository in ours else None
+    repository = github.settings.repository or (
+        job.repository if job.repository in github.queue_repositories() else None
+    )
     return None if repository is None else github.job(repository, job.id)
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -237,13 +238,14 @@ def only_ours(monkeypatch: pytest.MonkeyPatch, runner: Runner) -> None:
 class GitHubSays:
     """GitHub's job, or the error it raises."""
 
-    def __init__(self, answer: dict[str, Any] | Exception, repositories: tuple = (REPO,)):
+    def __init__(self, answer: dict[str, Any] | Exception, repositories: tuple = ()):
         self.answer = answer
-        self.repositories = repositories
+        self.repositories = repositories  # an organisation runner's; none: acme/kernel-ci's
+        self.settings = SimpleNamespace(repository=None if repositories else REPO)
         self.asked: list[tuple[str, int]] = []
 
     def queue_repositories(self) -> tuple[str, ...]:
-        return self.repositories
+        return self.repositories or (REPO,)
 
     def job(self, repository: str, job_id: int) -> dict[str, Any]:
         self.asked.append((repository, job_id))
@@ -337,9 +339,13 @@ def test_without_a_token_only_the_age_counts(runner, tmp_path):
 
 
 def test_an_org_runner_asks_only_about_its_own_repositories(runner, tmp_path):
-    github = GitHubSays(completed(), repositories=("acme/other", "acme/more"))
+    github = GitHubSays(completed(), repositories=("acme/other",))
     check(runner, github, settings_for(tmp_path))  # the log's acme/kernel-ci is not listed
     assert github.asked == []
+    listed = GitHubSays(completed(), repositories=("acme/other", REPO))
+    with pytest.raises(AssertionError, match="hung job"):
+        check(runner, listed, settings_for(tmp_path))
+    assert listed.asked == [(REPO, JOB_ID)]
 
 
 def steps_here(dry_run: bool = False) -> Steps:
