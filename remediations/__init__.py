@@ -16,6 +16,7 @@ the ``steps`` fixture, and list the module below.
 | diagnose_offline      | online          | GitHub shows the runner offline        |
 | enable_bpf_lsm        | bpf_lsm         | BPF LSM inactive (opt-in: reboots)     |
 | reboot_when_required  | os_updates      | reboot pending (opt-in, idle only)     |
+| reinstall_runner      | version         | a failed self-update (idle only)       |
 | kill_hung_worker      | hung_job        | hung job's Worker (opt-in, job over)   |
 """
 
@@ -31,4 +32,5 @@ MODULES = [
     "remediations.bpf_lsm",
     "remediations.os_updates",
     "remediations.hung_job",
+    "remediations.version",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from testinfra.host import Host
 
-from runner_health import bpf_lsm, clock, disk, jobs, oom, os_updates, targets
+from runner_health import bpf_lsm, clock, disk, jobs, oom, os_updates, release, targets
 from runner_health.config import Settings
 from runner_health.runner import LISTENER, RunnerInstall
 
@@ -28,7 +28,7 @@ def commands(settings: Settings, install: RunnerInstall) -> tuple[list[str], lis
         LISTENER,
         jobs.COMMAND,
     ]
-    return plain, [*install.prefetch_commands(), oom.COMMAND]
+    return plain, [*install.prefetch_commands(), oom.COMMAND, *release.prefetch_commands(install)]
 
 
 def read(

@@ -48,6 +48,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.testbed.fake_github import releases
+
 DOCS = "https://docs.github.com/rest"
 DEFAULT_LABELS = ("self-hosted", "Linux", "X64")
 # Names GitHub gives runners itself (type "read-only"): never a custom label.
@@ -916,6 +918,7 @@ class FakeGitHub:
             ("PATCH", one, self._update_variable, write),
             ("DELETE", one, self._delete_variable, write),
         ]
+        routes += releases.of(self).routes()  # actions/runner's releases (releases.py)
         return routes
 
     def _meta(self, m: re.Match[str], query: dict[str, str], body: Any) -> Any:
