@@ -1,14 +1,28 @@
-"""Start (or restart) the runner's service, never under a running job; keep it enabled at boot."""
+"""Start (or restart) the runner's service, never under a running job; keep it enabled at boot.
+
+A restart stops the unit first, the way the runner expects to be stopped: ``systemctl stop``
+sends runsvc.sh SIGTERM, which becomes SIGINT for the listener (runsvc.sh, RunnerService.js:
+31-42), and the listener deletes its session at GitHub before it exits. A listener killed
+instead leaves its session behind, and the next one gets "A session for this runner already
+exists." for minutes, then gives up and stops the unit (actions/runner#1506). Only what is
+still running after that stop is killed.
+"""
 
 import shlex
 
 import pytest
 
+from remediations.registration import reconfigure
 from runner_health.config import Settings
-from runner_health.runner import RunnerInstall
+from runner_health.github import GitHub
+from runner_health.runner import REREGISTER, RunnerInstall, diagnose
 from runner_health.steps import RemediationRefused, Steps
 from runner_health.targets import run
 from runner_health.unit import install_unit
+
+# RunnerService.js SIGKILLs the listener 30 s after its SIGINT (RunnerService.js:34-41), so a
+# stop that takes longer than this is stuck (the unit's own TimeoutStopSec is 5 min).
+STOP_SECONDS = 60
 
 
 def ensure_running(install: RunnerInstall, settings: Settings, steps: Steps, why: str) -> None:
@@ -30,15 +44,46 @@ def ensure_running(install: RunnerInstall, settings: Settings, steps: Steps, why
         unit = install_unit(install, settings, steps, why="the service is not installed")
     else:
         enable(install, unit, steps)  # started now but not at the next boot is not healed
-    if run(install.host, f"systemctl is-active --quiet {shlex.quote(unit)}", timeout=30).rc == 0:
-        # Active but not serving (listener gone or hung). KillMode=process would leave a hung
-        # listener behind, holding the session; no job runs (checked above), so nothing is lost.
-        steps.run(
-            f"systemctl kill --signal=SIGKILL {shlex.quote(unit)}",
-            why="clear the stuck service's processes",
-        )
-    steps.run(f"systemctl restart {shlex.quote(unit)}", why=why)
+    quoted = shlex.quote(unit)
+    if run(install.host, f"systemctl is-active --quiet {quoted}", timeout=30).rc == 0:
+        stop(install, unit, settings, steps)  # active but not serving: the listener is gone or hung
+    steps.run(f"systemctl start {quoted}", why=why)
     steps.wait_until(install.listener_running, "Runner.Listener runs", timeout=60)
+
+
+def stop(install: RunnerInstall, unit: str, settings: Settings, steps: Steps) -> None:
+    """Stop ``unit`` cleanly (the listener deletes its session), then SIGKILL what is left:
+    a hung listener, which KillMode=process would leave behind holding its session."""
+    seconds = min(STOP_SECONDS, settings.remediation.command_timeout_seconds)
+    quoted = shlex.quote(unit)
+    steps.run(
+        f"timeout {seconds:g} systemctl stop {quoted}",
+        why=f"stop the runner cleanly: its listener deletes its session at GitHub (up to {seconds:g} s)",
+        check=False,
+        timeout=seconds + 30,
+    )
+    if not install.listener_running():
+        return
+    steps.run(
+        f"systemctl kill --signal=SIGKILL {quoted}",
+        why="the listener did not stop: kill what is left of the unit",
+        check=False,
+    )
+    steps.wait_until(lambda: not install.listener_running(), "no Runner.Listener runs", 30)
+
+
+def start_or_reregister(
+    github: GitHub, install: RunnerInstall, settings: Settings, steps: Steps, why: str
+) -> None:
+    """The service fix: a listener that stopped because GitHub refused its credentials (token
+    revoked: exit 0; 401 or a non-retryable poll error: exit 1; RunnerService.js then stops the
+    unit) would stop again at once: it gets a new registration instead of a restart."""
+    findings = [] if install.listener_running() else diagnose(install.recent_log())
+    if findings and findings[-1].cause in REREGISTER:
+        steps.note(f"diagnosis: GitHub refused the runner's credentials: {findings[-1].line}")
+        reconfigure(github, install, settings, steps)
+        return
+    ensure_running(install, settings, steps, why=why)
 
 
 def enable(install: RunnerInstall, unit: str, steps: Steps) -> None:
@@ -75,7 +120,7 @@ def enable_runner_service(runner_install, steps):
 
 
 @pytest.fixture
-def start_runner_service(runner_install, settings, steps):
-    return lambda: ensure_running(
-        runner_install, settings, steps, why="the runner service is not running"
+def start_runner_service(github, runner_install, settings, steps):
+    return lambda: start_or_reregister(
+        github, runner_install, settings, steps, why="the runner service is not running"
     )

@@ -48,10 +48,13 @@ class NotRegularFile(Exception):
 
 
 # What the runner itself writes, by cause. Each pattern matches from the start of one line in
-# one of two forms (see _runner_lines):
+# one of three forms (see _runner_lines):
 #   "printed: <text>"  a line the listener printed: a journal line of the unit as a whole, or
-#                      the text of a _diag "[<time> ERR  Terminal] WRITE ERROR: <text>" echo
+#                      the text of a _diag "[<time> <level> Terminal] WRITE ERROR: <text>" or
+#                      "WRITE LINE: <text>" echo (Terminal.cs)
 #   "traced: <text>"   the message of any other _diag ERR line (an exception: "<Type>: <message>")
+#   "info: <text>"     the message of a _diag INFO line of the listener's own classes (Runner,
+#                      MessageListener, BrokerMessageListener: Trace.Info, never printed)
 # A job's name only ever follows "<time>: Running job: " or "<time>: Job " (JobDispatcher.cs),
 # so it can't start a match (a name holding a line feed could: no line-based log tells that
 # apart). Sources: actions/runner MessageListener.cs, BrokerMessageListener.cs, Program.cs,
@@ -75,7 +78,31 @@ CAUSES: dict[str, tuple[str, ...]] = {
         r"printed: An error occurred: (?:Error: )?(?:Forbidden )?Runner version v[0-9][0-9.]* "
         r"is deprecated and cannot receive messages\.",
     ),
-    "session_conflict": (r"printed: A session for this runner already exists\.$",),
+    # Printed every 30 s while it lasts, for up to 240 s, then the listener exits 5 and the
+    # unit stops (MessageListener.cs:526-546, RunnerService.js:117-121)
+    "session_conflict": (
+        r"printed: A session for this runner already exists\.$",
+        r"printed: Stop retry on SessionConflictException after retried for ",
+    ),
+    # GitHub refuses the runner's credentials: only a new registration helps. Token revoked:
+    # traced only, exit 0 (MessageListener.cs:143,310, BrokerMessageListener.cs:161,323,
+    # Runner.cs:890-893); a non-retriable session error, 401 included: exit 1
+    # (MessageListener.cs:175, BrokerMessageListener.cs:212; after the conflict, clock and
+    # not-found lines it is their conclusion: see _CONCLUDES); a non-retriable poll error of
+    # the broker flow: exit 1 (BrokerMessageListener.cs:353, Program.cs:134-139).
+    "auth_failed": (
+        r"info: Runner OAuth token has been revoked\. (?:Session creation failed|Unable to pull "
+        r"message|Shutting down)\.$",
+        r"printed: Failed to create session\. ",
+        r"printed: An error occurred: Get next message failed with non-retryable error\.$",
+    ),
+    # Printed once when a session or poll error starts; the listener keeps retrying on its own
+    # and prints "Runner reconnected." when it is back (MessageListener.cs:122,185,293,367,
+    # BrokerMessageListener.cs:228,379). A clock skew's text is the clock cause's.
+    "network": (
+        rf"printed: {_UTC}: Runner connect error: (?!.*Current server time is).*"
+        r"Retrying until reconnected\.$",
+    ),
     # The listener's own failing write (a job's ENOSPC stays in the job's log and Worker_*.log)
     "disk_full": (
         r"printed: An error occurred: No space left on device",
@@ -85,6 +112,18 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "token_expired": (r"printed: Http response code: NotFound from 'POST ",),
 }
 _PATTERNS = {cause: re.compile("|".join(f"(?:{p})" for p in ps)) for cause, ps in CAUSES.items()}
+# The causes a new registration heals (GitHub no longer knows or accepts the runner's own).
+REREGISTER = ("registration_gone", "auth_failed")
+# A cause the listener prints "Failed to create session. <message>" right after, when it gives
+# up on it (MessageListener.cs:519-560 then :175): that line is its end, not an auth failure.
+_CONCLUDES = ("registration_gone", "clock", "session_conflict")
+# A line that ends a cause: the listener has its session (Runner.cs:491), or is connected
+# again (MessageListener.cs:122,293).
+_ENDS = {
+    "session_conflict": re.compile(rf"printed: {_UTC}: Listening for Jobs$"),
+    "network": re.compile(rf"printed: {_UTC}: Runner reconnected\.$"),
+}
+_INFO_COMPONENTS = ("Runner", "MessageListener", "BrokerMessageListener")
 
 # "[2026-11-28 10:00:02Z ERR  MessageListener] message": HostTraceListener.WriteHeader
 _DIAG_LINE = re.compile(
@@ -111,8 +150,9 @@ class Finding:
     line: str
 
 
-def _runner_lines(log: RunnerLog) -> Iterator[tuple[str, str]]:
-    """(form, line) for each line the runner wrote, oldest first, in the forms CAUSES match.
+def _runner_lines(log: RunnerLog) -> Iterator[tuple[str, str, str]]:
+    """(source, form, line) for each line the runner wrote, oldest first per source, in the
+    forms CAUSES match.
 
     Lines are split on "\\n" only, as both files are: str.splitlines would also cut at
     separators (U+2028, \\r, ...) a job name may carry. A _diag line without the header is
@@ -120,23 +160,41 @@ def _runner_lines(log: RunnerLog) -> Iterator[tuple[str, str]]:
     """
     for line in log.diag.split("\n"):
         match = _DIAG_LINE.fullmatch(line)
-        if match is None or match["level"] != "ERR ":
+        if match is None:
             continue
-        if match["component"] != "Terminal":
-            yield "traced: " + match["message"], line
-        elif match["message"].startswith("WRITE ERROR: "):
-            yield "printed: " + match["message"].removeprefix("WRITE ERROR: "), line
+        level, component, message = match["level"], match["component"], match["message"]
+        if component == "Terminal":
+            for echo in ("WRITE ERROR: ", "WRITE LINE: "):
+                if message.startswith(echo):
+                    yield "diag", "printed: " + message.removeprefix(echo), line
+        elif level == "ERR ":
+            yield "diag", "traced: " + message, line
+        elif level == "INFO" and component in _INFO_COMPONENTS:
+            yield "diag", "info: " + message, line
     for line in log.journal.split("\n"):
-        yield "printed: " + line, line
+        yield "journal", "printed: " + line, line
 
 
 def diagnose(log: RunnerLog) -> list[Finding]:
     """Known causes in the runner's log, newest last, each cause once (its latest line)."""
     latest: dict[str, tuple[int, str]] = {}
-    for number, (form, line) in enumerate(_runner_lines(log)):
+    before: dict[str, str | None] = {}  # per source: the cause of its last printed finding
+    for number, (source, form, line) in enumerate(_runner_lines(log)):
         for cause, pattern in _PATTERNS.items():
-            if pattern.match(form):
-                latest[cause] = (number, line.strip())
+            if not pattern.match(form):
+                continue
+            if cause == "auth_failed" and before.get(source) in _CONCLUDES:
+                cause = before[source] or cause
+            latest[cause] = (number, line.strip())
+            if form.startswith("printed: "):
+                before[source] = cause
+            break
+        else:
+            if form.startswith("printed: "):
+                before[source] = None
+        for cause, end in _ENDS.items():
+            if end.match(form):
+                latest.pop(cause, None)
     return [Finding(cause, line) for cause, (_, line) in sorted(latest.items(), key=lambda x: x[1])]
 
 
@@ -193,6 +251,16 @@ class RunnerInstall:
         except ValueError:
             return {}
         return registration if isinstance(registration, dict) else {}
+
+    def env(self) -> dict[str, str]:
+        """The runner's ``.env`` (KEY=VALUE lines the listener and its jobs get, proxies
+        included); {} when it is missing or not a regular file (never read through a link)."""
+        try:
+            text = self._read(".env", kib=64) or ""
+        except NotRegularFile:
+            return {}
+        pairs = (line.partition("=") for line in text.split("\n"))
+        return {key.strip(): value.strip() for key, eq, value in pairs if eq and key.strip()}
 
     def unit(self) -> str | None:
         """The runner's systemd unit, as ``.service`` names it (svc.sh or unit.install_unit).

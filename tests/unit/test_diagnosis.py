@@ -41,6 +41,18 @@ PRINTED = [
         "An error occurred: Runner version v2.296.2 is deprecated and cannot receive messages.",
     ),
     ("session_conflict", "A session for this runner already exists."),
+    ("session_conflict", "Stop retry on SessionConflictException after retried for 240 seconds."),
+    (  # a 401 on session create (VssHttpMessageHandler.cs:330, CommonResources VssUnauthorized)
+        "auth_failed",
+        "Failed to create session. You are not authorized to access "
+        "https://pipelines.actions.githubusercontent.com.",
+    ),
+    ("auth_failed", "An error occurred: Get next message failed with non-retryable error."),
+    (
+        "network",
+        f"{T}: Runner connect error: Name or service not known (pipelines.actions."
+        "githubusercontent.com:443). Retrying until reconnected.",
+    ),
     ("disk_full", "An error occurred: No space left on device : '/opt/actions-runner/.runner'"),
     (
         "token_expired",
@@ -70,7 +82,24 @@ TRACED = [
     ),
 ]
 
-EVERY_TEXT = [text for _, text in PRINTED] + [text for _, _, text in TRACED]
+# Trace.Info lines of the listener's own classes, _diag only ("[... INFO  <Component>] ...").
+INFO = [
+    (
+        "auth_failed",
+        "MessageListener",
+        "Runner OAuth token has been revoked. Session creation failed.",
+    ),
+    (
+        "auth_failed",
+        "BrokerMessageListener",
+        "Runner OAuth token has been revoked. Unable to pull message.",
+    ),
+    ("auth_failed", "Runner", "Runner OAuth token has been revoked. Shutting down."),
+]
+
+EVERY_TEXT = (
+    [text for _, text in PRINTED] + [text for _, _, text in TRACED] + [text for _, _, text in INFO]
+)
 
 
 def diag_line(text: str, level: str = "ERR ", component: str = "Terminal") -> str:
@@ -90,8 +119,17 @@ def test_traced_exceptions_count_in_diag(cause, component, text):
     ]
 
 
+@pytest.mark.parametrize(("cause", "component", "text"), INFO)
+def test_traced_info_of_the_listener_counts_in_diag_only(cause, component, text):
+    assert [f.cause for f in diagnose(RunnerLog(diag=diag_line(text, "INFO", component)))] == [
+        cause
+    ]
+    assert diagnose(RunnerLog(journal=text + "\n")) == []  # never printed: not the runner's
+
+
 def test_every_cause_has_a_real_line_here():
-    assert {cause for cause, _ in PRINTED} | {cause for cause, _, _ in TRACED} == set(CAUSES)
+    found = {cause for cause, _ in PRINTED} | {cause for cause, _, _ in TRACED + INFO}
+    assert found == set(CAUSES)
 
 
 @pytest.mark.parametrize("name", [*EVERY_TEXT, diag_line(f"WRITE ERROR: {EVERY_TEXT[0]}")])
@@ -167,3 +205,100 @@ def test_quiet_log_has_no_findings():
         journal=f"Current runner version: '2.334.0'\n{T}: Listening for Jobs\n",
     )
     assert diagnose(log) == []
+
+
+# -- auth failures: re-registration only for the real lines -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # a warning on the way out, not the failure (MessageListener.cs:213)
+        diag_line(
+            "Runner OAuth token has been revoked. Skip deleting session.", "WARN", "MessageListener"
+        ),
+        # another class's trace, or a job's echo, that merely says so
+        diag_line("Runner OAuth token has been revoked. Shutting down.", "INFO", "JobDispatcher"),
+        diag_line(
+            f"WRITE LINE: {T}: Running job: Runner OAuth token has been revoked. Shutting down.",
+            "INFO",
+        ),
+        diag_line("Runner OAuth token has been revoked. Shutting down. Or not", "INFO", "Runner"),
+        # printed text that only looks like the listener's
+        diag_line("WRITE LINE: Failed to create sessions for nothing", "INFO"),
+        diag_line("WRITE ERROR: Get next message failed with non-retryable error.", "ERR "),
+    ],
+)
+def test_lookalikes_of_the_auth_failure_lines_are_no_finding(line):
+    assert diagnose(RunnerLog(diag=line)) == []
+
+
+@pytest.mark.parametrize(
+    ("cause", "given_up"),
+    [
+        (
+            "session_conflict",
+            "Stop retry on SessionConflictException after retried for 240 seconds.",
+        ),
+        ("clock", "Stopped retrying OAuth token request exception after 1800 seconds."),
+        (
+            "registration_gone",
+            "The runner no longer exists on the server. Please reconfigure the runner.",
+        ),
+    ],
+)
+def test_failed_to_create_session_after_a_cause_the_listener_gave_up_on_is_that_cause(
+    cause, given_up
+):
+    """MessageListener.cs:519-560 prints its own line, then :175 "Failed to create session.
+    <the exception's message>": a conflict given up is no auth failure to re-register for."""
+    failed = "Failed to create session. A session for this runner already exists."
+    journal = f"{given_up}\n{failed}\nRunner listener exited with error code 5\n"
+    diag = "\n".join(
+        [
+            diag_line(
+                "GitHub.DistributedTask.WebApi.TaskAgentSessionConflictException: x",
+                component="MessageListener",
+            ),
+            diag_line(f"WRITE ERROR: {given_up}"),
+            diag_line("Non-retriable exception: x", "INFO", "MessageListener"),
+            diag_line(f"WRITE ERROR: {failed}"),
+        ]
+    )
+    for log in (
+        RunnerLog(journal=journal),
+        RunnerLog(diag=diag),
+        RunnerLog(diag=diag, journal=journal),
+    ):
+        assert [f.cause for f in diagnose(log)] == [cause]
+
+
+def test_a_401_after_a_connect_error_is_an_auth_failure():
+    network = next(text for cause, text in PRINTED if cause == "network")
+    unauthorized = next(
+        text for cause, text in PRINTED if text.startswith("Failed to create session.")
+    )
+    journal = f"{network}\n{unauthorized}\nRunner listener exited with error code 1\n"
+    assert [f.cause for f in diagnose(RunnerLog(journal=journal))] == ["network", "auth_failed"]
+
+
+# -- a connect error lasts until the listener says it reconnected ------------------------------
+
+
+def test_a_connect_error_ends_when_the_listener_reconnects():
+    network = next(text for cause, text in PRINTED if cause == "network")
+    retrying = f"Current runner version: '2.334.0'\n{T}: Listening for Jobs\n{network}\n"
+    assert [f.cause for f in diagnose(RunnerLog(journal=retrying))] == ["network"]
+    back = retrying + f"{T}: Runner reconnected.\n"
+    assert diagnose(RunnerLog(journal=back)) == []
+    echoed = (
+        diag_line(f"WRITE ERROR: {network}")
+        + "\n"
+        + diag_line(f"WRITE LINE: {T}: Runner reconnected.", "INFO")
+    )
+    assert diagnose(RunnerLog(diag=echoed)) == []
+
+
+def test_a_clock_skew_in_a_connect_error_is_the_clock_not_the_network():
+    clocked = next(text for cause, text in PRINTED if "Current server time is" in text)
+    assert [f.cause for f in diagnose(RunnerLog(journal=clocked))] == ["clock"]

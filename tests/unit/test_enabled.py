@@ -123,7 +123,7 @@ def test_the_service_fix_enables_an_installed_unit_it_restarts(dirs, systemd, se
     runner = install(dirs, UNIT + "\n")
     ensure_running(runner, settings, steps_on(runner), why="the runner service is not running")
     assert enablement(systemd[1]) == [f"enable {UNIT}"]
-    assert calls(systemd[1], "systemctl")[-1] == f"restart {UNIT}"
+    assert calls(systemd[1], "systemctl")[-1] == f"start {UNIT}"
     assert systemd[0].read_text() == "enabled\n"
 
 
