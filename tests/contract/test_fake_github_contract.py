@@ -221,7 +221,7 @@ def test_clock_skew_rejects_session(github: FakeGitHub, offset: int) -> None:
     session = register(github)  # makes one session; the skewed client asks for another
     assert poll(github, session).status_code == 204
     github.delete_runner("vm1")
-    assert poll(github, session).json()["typeName"] == "TaskAgentSessionExpiredException"
+    assert poll(github, session).json()["typeName"] == "TaskAgentNotFoundException"
 
     token = github.create_registration_token()
     tenant = requests.post(

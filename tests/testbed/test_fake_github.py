@@ -90,7 +90,7 @@ def test_rest_delete_refuses_a_busy_runner_but_the_switch_forces_it(github: Fake
     assert refused.status_code == 422
     assert github.delete_runner("vm1") is True
     assert github.runner("vm1") is None
-    assert poll(github, sess).json()["typeName"] == "TaskAgentSessionExpiredException"
+    assert poll(github, sess).json()["typeName"] == "TaskAgentNotFoundException"
     gone = open_session(github, agent)
     assert gone.status_code == 401 and gone.json()["error"] == "invalid_client"
     assert github.delete_runner("vm1") is False
@@ -244,3 +244,64 @@ def test_variables_page_by_30_rename_and_tests_backdate_them(github: FakeGitHub)
     assert github.variable("BEAT")["updated_at"] == "2026-01-01T00:00:00Z"  # type: ignore[index]
     too_long = api(github, "PATCH", f"{path}/BEAT", json={"value": "x" * (48 * 1024 + 1)})
     assert too_long.status_code == 422
+
+
+def broker(
+    github: FakeGitHub, method: str, what: str, session: dict, **kw: object
+) -> requests.Response:
+    """The broker flow's calls (BrokerHttpClient.cs): the session is named by its token."""
+    headers = {"Authorization": f"Bearer {session['access_token']}"}
+    return requests.request(
+        method, f"{github.url}/_runner/{what}", headers=headers, timeout=10, **kw
+    )
+
+
+def test_registration_says_which_flow(github: FakeGitHub) -> None:
+    for flag in (True, False):
+        github.broker_flow = flag
+        tenant = requests.post(
+            github.url + "/_runner/actions/runner-registration",
+            json={"url": github.runner_url(guest=False), "runner_event": "register"},
+            headers={"Authorization": f"RemoteAuth {github.create_registration_token()}"},
+            timeout=10,
+        )
+        assert tenant.json()["use_v2_flow"] is flag
+
+
+def test_broker_flow_session_poll_errors_and_delete(github: FakeGitHub) -> None:
+    agent = register(github, "vm1", ["bpf"])
+    body = {"client_id": agent["authorization"]["client_id"], "key": "k"}
+    sess = requests.post(github.url + "/_runner/session", json=body, timeout=10).json()
+    assert github.session_of("vm1")["session_id"] == sess["session_id"]
+    assert requests.post(github.url + "/_runner/session", json=body, timeout=10).status_code == 409
+    assert broker(github, "GET", "message", sess).status_code == 204
+    github.fail_polls("vm1", "non_retryable")
+    assert broker(github, "GET", "message", sess).status_code == 401
+    github.fail_polls("vm1", "retryable")
+    assert broker(github, "GET", "message", sess).status_code == 503
+    github.fail_polls("vm1", None)
+    github.deprecate_runner_version("*")
+    assert broker(github, "GET", "message", sess).json()["errorKind"] == "RunnerVersionTooOld"
+    github.deprecate_runner_version(None)
+    assert broker(github, "DELETE", "session", sess).status_code == 204
+    assert github.session_of("vm1") is None
+    assert broker(github, "GET", "message", sess).json()["errorKind"] == "RunnerSessionInvalid"
+    assert broker(github, "DELETE", "session", sess).status_code == 204  # idempotent
+    sess = requests.post(github.url + "/_runner/session", json=body, timeout=10).json()
+    github.delete_runner("vm1")
+    assert broker(github, "GET", "message", sess).json()["errorKind"] == "RunnerNotFound"
+
+
+def test_revoked_token_and_rejected_sessions(github: FakeGitHub) -> None:
+    agent = register(github, "vm1", ["bpf"])
+    github.reject_sessions("vm1", 401)
+    assert open_session(github, agent).status_code == 401
+    github.reject_sessions("vm1", None)
+    sess = open_session(github, agent).json()
+    github.revoke_runner_token("vm1")
+    assert github.session_of("vm1") is None
+    revoked = "TaskAgentAccessTokenExpiredException"
+    assert poll(github, sess).json()["typeName"] == revoked
+    assert open_session(github, agent).json()["typeName"] == revoked
+    with pytest.raises(ValueError):
+        github.fail_polls("vm1", "sometimes")

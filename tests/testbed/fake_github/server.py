@@ -25,8 +25,17 @@ The ``/_runner`` protocol (JSON bodies; ``Authorization`` as noted):
   long poll (``poll_timeout`` s) -> 200 job message or 204; 404
   ``TaskAgentSessionExpiredException`` when the session or registration is gone; 403
   ``AccessDeniedException`` (errorCode 1) when the runner version is deprecated.
-- ``POST /_runner/jobs/{id}/start`` and ``/complete`` ``{conclusion}`` (``Bearer <job token>``).
+- ``POST /_runner/jobs/{id}/start`` and ``/complete`` ``{conclusion, log}`` (``Bearer <job
+  token>``; ``log``: the job log's lines, kept for ``job_log()``).
 - ``DELETE /_runner/sessions/{id}``: the listener stopping cleanly (runner goes offline now).
+- The broker flow (``.runner`` ``useV2Flow``; the registration answer's ``use_v2_flow``, on
+  unless ``broker_flow=False``; serverUrlV2 is ``/_runner`` too), as BrokerHttpClient.cs
+  calls it: ``POST /_runner/session`` (body as above), ``GET /_runner/message?sessionId=``
+  and ``DELETE /_runner/session`` (``Bearer <access token>``); its errors carry
+  ``errorKind`` (RunnerNotFound, RunnerVersionTooOld, RunnerSessionInvalid).
+- A poll whose runner was deleted answers 404 ``TaskAgentNotFoundException`` (broker:
+  ``RunnerNotFound``); a revoked OAuth token answers 401 ``TaskAgentAccessTokenExpiredException``
+  on session creation and polls.
 """
 
 from __future__ import annotations
@@ -120,6 +129,12 @@ def _variable_exists() -> _Reply:
     )
 
 
+def _revoked() -> _Reply:
+    """The runner's OAuth token was revoked (TaskAgentAccessTokenExpiredException)."""
+    message = "The runner's access token has been revoked."
+    return _Reply(401, {"typeName": "TaskAgentAccessTokenExpiredException", "message": message})
+
+
 def _validation_simple(errors: list[str]) -> _Reply:
     """GitHub's ``validation-error-simple`` 422 (what the runner-label endpoints answer)."""
     return _Reply(
@@ -158,7 +173,8 @@ class _Runner:
     key_hash: str
     session_id: str | None = None
     access_token: str | None = None
-    token_revoked: bool = False  # revoke_runner_token()
+    revoked_token: str | None = None  # revoke_runner_token(): the access token it revoked
+    token_revoked: bool = False
     session_rejection: int | None = None  # reject_sessions(): HTTP status of session create
     poll_failure: str | None = None  # fail_polls(): "non_retryable" | "retryable"
     seen: float = 0.0  # monotonic time of the last poll (start or end)
@@ -177,6 +193,7 @@ class _Job:
     write_bytes: int
     workflow_name: str
     token: str
+    log: list[str] = field(default_factory=list)
     status: str = "queued"
     conclusion: str | None = None
     started_at: float | None = None
@@ -241,6 +258,8 @@ class FakeGitHub:
     wait, but bounded; ``stop()`` releases held requests at once).
     ``lost_runner_timeout``: a job whose runner stopped polling is failed after this long
     (GitHub: about ten minutes).
+    ``broker_flow``: registrations use the runner-admin + broker flow, as github.com's do
+    today (ConfigurationManager.cs sets ``useV2Flow``); False: the legacy flow (GHES).
     """
 
     def __init__(
@@ -250,6 +269,7 @@ class FakeGitHub:
         *,
         online_grace: float = 10.0,
         orphan_session_seconds: float = ORPHAN_SESSION_SECONDS,
+        broker_flow: bool = True,
         poll_timeout: float = 2.0,
         timeout_hold: float = 20.0,
         lost_runner_timeout: float = 60.0,
@@ -260,6 +280,7 @@ class FakeGitHub:
         self.repo = repo
         self.online_grace = online_grace
         self.orphan_session_seconds = orphan_session_seconds
+        self.broker_flow = broker_flow
         self.poll_timeout = min(poll_timeout, 2.0)
         self.timeout_hold = timeout_hold
         self.lost_runner_timeout = lost_runner_timeout
@@ -291,6 +312,7 @@ class FakeGitHub:
         self._reg_tokens: dict[str, tuple[str, float]] = {}  # token -> (kind, expires_at)
         self._tenant_tokens: dict[str, tuple[str, str, float]] = {}  # -> (event, scope, exp)
         self._jobs: dict[int, _Job] = {}
+        self._gone_tokens: set[str] = set()  # access tokens of sessions of deleted runners
         self._issues: dict[int, _Issue] = {}
         self._variables: dict[str, _Variable] = {}  # repository Actions variables, by name
         self._httpd: ThreadingHTTPServer | None = None
@@ -384,6 +406,7 @@ class FakeGitHub:
         with self._lock:
             runner = self._named(name)
             runner.token_revoked = True
+            runner.revoked_token = runner.access_token
             runner.session_id = runner.access_token = None
             self._lock.notify_all()
 
@@ -391,6 +414,8 @@ class FakeGitHub:
         """Answer the runner's session creation with ``status`` (None: accept again): 401 is
         the real runner's "Failed to create session. ..." (exit 1, the unit stops).
         """
+        if status is not None:
+            HTTPStatus(status)  # ValueError for a status HTTP doesn't have
         with self._lock:
             self._named(name).session_rejection = status
 
@@ -404,6 +429,11 @@ class FakeGitHub:
         with self._lock:
             self._named(name).poll_failure = kind
             self._lock.notify_all()
+
+    def job_log(self, job_id: int) -> str:
+        """The job's log as its Worker uploaded it (the job log page at GitHub)."""
+        with self._lock:
+            return "".join(line + "\n" for line in self._jobs[job_id].log)
 
     def session_of(self, name: str) -> Json | None:
         """The runner's live session at GitHub (``session_id``, ``idle_seconds`` since its
@@ -526,12 +556,14 @@ class FakeGitHub:
             job = self._jobs.get(job_id)
             return None if job is None else self._job_json(job)
 
-    def finish_job(self, job_id: int, conclusion: str = "cancelled") -> Json:
-        """End a job at the REST API only (completed, ``conclusion``), telling its runner
-        nothing: its Worker runs on, as a hung one does after GitHub gave up on its job."""
+    def finish_job(self, job_id: int, conclusion: str = "cancelled", *, ago: float = 0) -> Json:
+        """End a job at the REST API only (completed, ``conclusion``, ``ago`` seconds ago),
+        telling its runner nothing: its Worker runs on, as a hung one does after GitHub gave
+        up on its job."""
         with self._lock:
             job = self._jobs[job_id]
             self._finish_job(job, conclusion)
+            job.completed_at = time.time() - ago
             return self._job_json(job)
 
     def runner(self, name: str) -> Json | None:
@@ -610,6 +642,8 @@ class FakeGitHub:
         return runner.polling > 0 or idle <= self.orphan_session_seconds
 
     def _remove_runner(self, runner: _Runner, conclusion: str) -> None:
+        if runner.access_token is not None:
+            self._gone_tokens.add(runner.access_token)
         if runner.job_id is not None:
             self._finish_job(self._jobs[runner.job_id], conclusion)
         del self._runners[runner.id]
@@ -1250,6 +1284,9 @@ class FakeGitHub:
             ("POST", r"/_runner/sessions", self._r_create_session),
             ("DELETE", r"/_runner/sessions/(?P<sid>[0-9a-f-]+)", self._r_delete_session),
             ("GET", r"/_runner/sessions/(?P<sid>[0-9a-f-]+)/message", self._r_message),
+            ("POST", r"/_runner/session", self._r_create_session),
+            ("DELETE", r"/_runner/session", self._r_delete_session),
+            ("GET", r"/_runner/message", self._r_message),
             ("POST", r"/_runner/jobs/(?P<id>\d+)/(?P<what>start|complete)", self._r_job),
         ]
 
@@ -1270,7 +1307,12 @@ class FakeGitHub:
             raise _not_found()
         tenant = "fake-tenant-" + secrets.token_hex(16)
         self._tenant_tokens[tenant] = (str(event), scope, time.time() + 3600)
-        return 200, {"url": "/_runner", "token": tenant, "token_schema": "OAuthAccessToken"}
+        return 200, {
+            "url": "/_runner",
+            "token": tenant,
+            "token_schema": "OAuthAccessToken",
+            "use_v2_flow": self.broker_flow,
+        }
 
     def _r_find_agents(self, m: re.Match[str], query: dict[str, str], body: Any, auth: str) -> Any:
         try:
@@ -1383,6 +1425,12 @@ class FakeGitHub:
                     "error_description": f"Registration {client_id} was not found.",
                 },
             )
+        if runner.token_revoked:
+            raise _revoked()
+        if runner.session_rejection is not None:
+            raise _Reply(
+                runner.session_rejection, {"message": HTTPStatus(runner.session_rejection).phrase}
+            )
         now = time.time()
         client_now = _parse_time(body.get("client_time", now))
         if client_now - now > CLOCK_SKEW_LIMIT:
@@ -1429,23 +1477,37 @@ class FakeGitHub:
         }
 
     def _session(self, m: re.Match[str], auth: str) -> _Runner:
-        sid = m["sid"]
-        runner = next((r for r in self._runners.values() if r.session_id == sid), None)
+        """The runner whose session the request names: by id in the legacy flow's path, by
+        its access token alone in the broker flow (BrokerHttpClient.cs sends no id)."""
+        sid = m.groupdict().get("sid")
+        broker = sid is None
         token = auth.removeprefix("Bearer ").strip()
-        if runner is None or runner.access_token != token:
-            raise _Reply(
-                404,
-                {
-                    "typeName": "TaskAgentSessionExpiredException",
-                    "message": f"The session {sid} has expired or was deleted.",
-                },
-            )
-        return runner
+        runner = next(
+            (r for r in self._runners.values() if r.access_token == token and token), None
+        )
+        if runner is not None and (broker or runner.session_id == sid):
+            return runner
+        if any(r.revoked_token == token for r in self._runners.values()):
+            raise _revoked()
+        if token in self._gone_tokens:
+            message = "No runner with this session's id exists."
+            if broker:
+                raise _Reply(404, {"errorKind": "RunnerNotFound", "message": message})
+            raise _Reply(404, {"typeName": "TaskAgentNotFoundException", "message": message})
+        message = f"The session {sid or 'of this runner'} has expired or was deleted."
+        if broker:
+            raise _Reply(404, {"errorKind": "RunnerSessionInvalid", "message": message})
+        raise _Reply(404, {"typeName": "TaskAgentSessionExpiredException", "message": message})
 
     def _r_delete_session(
         self, m: re.Match[str], query: dict[str, str], body: Any, auth: str
     ) -> Any:
-        runner = self._session(m, auth)
+        """Idempotent: deleting a session GitHub no longer has (expired, revoked, runner
+        deleted) succeeds, so the listener's exit is that of the error that ended it."""
+        try:
+            runner = self._session(m, auth)
+        except _Reply:
+            return 204, None
         if runner.job_id is not None:
             self._finish_job(self._jobs[runner.job_id], "cancelled")
         runner.session_id = runner.access_token = None
@@ -1454,23 +1516,29 @@ class FakeGitHub:
 
     def _r_message(self, m: re.Match[str], query: dict[str, str], body: Any, auth: str) -> Any:
         runner = self._session(m, auth)
+        broker = "sid" not in m.groupdict()
+        if runner.poll_failure == "non_retryable":  # VssUnauthorizedException at the runner
+            raise _Reply(401, {"message": "Unauthorized"})
+        if runner.poll_failure == "retryable":
+            raise _Reply(503, {"message": "Service Unavailable"})
         runner.seen = time.monotonic()
         runner.polling += 1
         try:
             deadline = time.monotonic() + self.poll_timeout
             while True:
                 runner = self._session(m, auth)  # deleted while we waited?
+                if runner.poll_failure is not None:
+                    return 204, None  # the next poll fails
                 if self.deprecated_runner_version in (runner.version, "*"):
+                    message = (
+                        f"Runner version v{runner.version} is deprecated and cannot receive "
+                        "messages."
+                    )
+                    if broker:
+                        raise _Reply(403, {"errorKind": "RunnerVersionTooOld", "message": message})
                     raise _Reply(
                         403,
-                        {
-                            "typeName": "AccessDeniedException",
-                            "errorCode": 1,
-                            "message": (
-                                f"Runner version v{runner.version} is deprecated and cannot "
-                                "receive messages."
-                            ),
-                        },
+                        {"typeName": "AccessDeniedException", "errorCode": 1, "message": message},
                     )
                 if query.get("status", "Online") == "Online" and runner.job_id is None:
                     job = self._eligible_job(runner)
@@ -1513,6 +1581,8 @@ class FakeGitHub:
             conclusion = str((body or {}).get("conclusion", "success"))
             if conclusion not in ("success", "failure", "cancelled"):
                 raise _Reply(400, {"message": f"bad conclusion {conclusion}"})
+            log = (body or {}).get("log") or []
+            job.log += [str(line)[:4096] for line in log[:1000] if isinstance(line, str)]
             self._finish_job(job, conclusion)
         return 200, self._job_json(job)
 
