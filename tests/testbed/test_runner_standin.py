@@ -473,6 +473,8 @@ def test_default_windows_are_the_real_ones(
     out, _ = second.communicate(timeout=10)
     assert second.returncode == 0, out
     assert "Exiting..." in out
+    # the pinned version, traced first as Program.MainAsync does (release.py reads it)
+    assert re.search(r"INFO Listener\] Version: 2\.334\.0$", diag(runner_dir), re.M)
 
 
 def test_sigkill_orphans_the_session_a_clean_stop_deletes_it(
