@@ -117,7 +117,7 @@ def test_an_orphan_session_blocks_a_new_one_until_it_expires(github: FakeGitHub)
     assert github.session_of("vm1")["session_id"] == first["session_id"]
     conflict = open_session(github, agent)
     assert conflict.status_code == 409
-    assert conflict.json()["message"] == "A session for this runner already exists."
+    assert conflict.json()["message"] == "The actions runner vm1 already has an active session."
     time.sleep(0.7)  # the first listener died without deleting its session: offline, but
     assert github.runner("vm1")["status"] == "offline"  # its session still blocks a new one
     assert open_session(github, agent).status_code == 409

@@ -435,9 +435,7 @@ def test_clock_skew_logs_the_real_lines_then_gives_up(
 def test_second_listener_gets_session_conflict_for_240_scaled_seconds_then_exits_5(
     runner_dir: Path, github: FakeGitHub, listeners: list[subprocess.Popen[str]]
 ) -> None:
-    assert configure(runner_dir, github).returncode == 0
-    listeners.append(start_listener(runner_dir))
-    github.wait_for(lambda: online(github), 10)
+    listening(runner_dir, github, listeners, broker=False)
     started = time.monotonic()
     second = start_listener(runner_dir)
     out = run_to_exit(second, listeners)
@@ -447,8 +445,11 @@ def test_second_listener_gets_session_conflict_for_240_scaled_seconds_then_exits
     assert out.splitlines().count("A session for this runner already exists.") == 8
     assert "Stop retry on SessionConflictException after retried for 2.4 seconds." in out
     assert 2.0 < took < 6, took
-    # the first conflict is retried, so it is also a "Runner connect error" line (:185)
-    assert "Runner connect error: A session for this runner already exists.. Retrying" in out
+    # the first conflict is retried, so it is also a "Runner connect error" line (:185), with
+    # the server's text, which "Failed to create session." repeats (actions/runner#1506)
+    conflict = "The actions runner vm1 already has an active session."
+    assert f"Runner connect error: {conflict}. Retrying until reconnected." in out
+    assert f"Failed to create session. {conflict}" in out
     assert "session_conflict" in causes(runner_dir, out)
 
 

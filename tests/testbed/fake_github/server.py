@@ -1456,13 +1456,13 @@ class FakeGitHub:
                 },
             )
         if self._session_alive(runner):
-            raise _Reply(
-                409,
-                {
-                    "typeName": "TaskAgentSessionConflictException",
-                    "message": "A session for this runner already exists.",
-                },
-            )
+            # the server's texts, as real logs show them: legacy "Failed to create session.
+            # The actions runner <name> already has an active session." (actions/runner#1506),
+            # broker "TaskAgentSessionConflictException: Error: Conflict" (ARC#4155)
+            if m.string == "/_runner/session":
+                raise _Reply(409, {"message": "Error: Conflict"})
+            message = f"The actions runner {runner.name} already has an active session."
+            raise _Reply(409, {"typeName": "TaskAgentSessionConflictException", "message": message})
         runner.session_id = str(uuid.uuid4())
         runner.access_token = "fake-access-" + secrets.token_hex(16)
         runner.seen = time.monotonic()
