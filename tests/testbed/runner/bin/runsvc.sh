@@ -32,9 +32,9 @@ stopping=0
 PID=""
 unknown_failures=0
 retriable_failures=0
-listening="$(mktemp)" || exit 1
+listening="$(mktemp)" || exit 1 # flags: "Listening for Jobs" seen, output all relayed
 rm -f "$listening"
-trap 'rm -f "$listening"' EXIT
+trap 'rm -f "$listening" "$listening.eof"' EXIT
 
 # shellcheck disable=SC2317  # invoked by the trap
 shutdown() {
@@ -62,6 +62,7 @@ relay() {
         printf '%s\n' "$line"
         [[ $line == *"Listening for Jobs"* ]] && : >"$listening"
     done
+    : >"$listening.eof"
 }
 
 run_listener() {
@@ -81,6 +82,11 @@ while :; do
         code=$?
     done
     PID=""
+    for _ in {1..20}; do # its last lines first, as node's "data" events come before "close"
+        [ -e "$listening.eof" ] && break
+        sleep 0.1
+    done
+    rm -f "$listening.eof"
     if [ -e "$listening" ]; then
         rm -f "$listening"
         unknown_failures=0
