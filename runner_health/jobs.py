@@ -143,10 +143,20 @@ def _started(name: str) -> datetime | None:
         return None
 
 
+# The job of each Worker process read in this run: the fix and the check's rerun ask about
+# the same process again, and its log need not be found and read again (two round trips to
+# the VM). Keyed by the process itself (its identity), never by a pid alone.
+_read: dict[tuple[str, int, str], Job | None] = {}
+
+
 def job_of(worker: Process, now: datetime, install: RunnerInstall) -> Job | None:
     """The job a Worker runs, from its log (None: no log of it)."""
-    name = log_of(worker, now, install.worker_logs())
-    return None if name is None else parse_job(name, install.worker_log(name, kib=LOG_KIB))
+    key = (install.directory, worker.pid, worker.identity)
+    if key not in _read:
+        name = log_of(worker, now, install.worker_logs())
+        text = "" if name is None else install.worker_log(name, kib=LOG_KIB)
+        _read[key] = None if name is None else parse_job(name, text)
+    return _read[key]
 
 
 def parse_job(log: str, text: str) -> Job:

@@ -352,9 +352,14 @@ def steps_here(dry_run: bool = False) -> Steps:
     return Steps(target("local://"), dry_run=dry_run, echo=lambda line: None, timeout=120)
 
 
-def test_the_fix_kills_the_worker_of_a_job_github_ended_never_the_listener(runner, tmp_path):
+def test_the_fix_kills_the_worker_of_a_job_github_ended_never_the_listener(
+    runner, tmp_path, monkeypatch
+):
     steps = steps_here()
     settings = settings_for(tmp_path, "kill_hung_worker = true")
+    with pytest.raises(AssertionError):
+        check(runner, GitHubSays(completed()), settings)
+    monkeypatch.setattr(RunnerInstall, "worker_logs", None)  # the check read the log: not again
     kill_hung(runner.host, runner.install, GitHubSays(completed()), settings, steps)
     assert not runner.alive(runner.worker)
     assert runner.alive(runner.listener.pid)
