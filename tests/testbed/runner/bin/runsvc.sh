@@ -75,10 +75,10 @@ run_listener() {
 run_listener
 echo "Started running service"
 while :; do
-    wait "$PID"
+    wait "$PID" 2>/dev/null # (no "Killed" job notice: node prints none)
     code=$?
     while kill -0 "$PID" 2>/dev/null; do # a trapped signal interrupted wait
-        wait "$PID"
+        wait "$PID" 2>/dev/null
         code=$?
     done
     PID=""
