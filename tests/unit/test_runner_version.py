@@ -202,7 +202,7 @@ def test_the_version_check_warns_before_the_cutoff(
         )
         recorded: dict = {}
         try:
-            version_current(runner_at(dirs), client(fake), recorded.__setitem__)
+            version_current(runner_at(dirs), client(fake), settings, recorded.__setitem__)
         except AssertionError as exc:
             assert fails, exc
             assert f"runner {installed} is behind 2.336.0" in str(exc)
