@@ -659,10 +659,12 @@ def test_enospc_fails_the_job(
 def test_a_crashed_workers_output_goes_to_diag_and_the_job_never_the_journal(
     runner_dir: Path, github: FakeGitHub, listeners: list[subprocess.Popen[str]]
 ) -> None:
+    # Runner.Worker's Program.cs:54-70: an exception is printed to stdout, then exit 1
     worker = runner_dir / "bin" / "Runner.Worker"
     worker.write_text(
         "#!/bin/bash\ncat >/dev/null\necho '[WORKER 2026-11-29] trace line'\n"
-        "echo 'Unhandled exception. System.IO.IOException: No space left on device' >&2\nexit 1\n"
+        "echo \"System.IO.IOException: No space left on device : '$PWD/_diag/pages/1.log'\"\n"
+        "echo '   at GitHub.Runner.Common.PagingLogger.Write(String message)'\nexit 1\n"
     )
     assert configure(runner_dir, github).returncode == 0
     job = github.queue_job(["bpf"])
@@ -680,6 +682,7 @@ def test_a_crashed_workers_output_goes_to_diag_and_the_job_never_the_journal(
     out, _ = proc.communicate(timeout=10)
     assert "No space left on device" not in out
     assert "Job build completed with result: Failed" in out
+    assert causes(runner_dir, out) == ["disk_full"]  # the listener's trace of the crash
 
 
 def _runsvc(runner_dir: Path, **env: str) -> subprocess.Popen[str]:
