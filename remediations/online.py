@@ -95,7 +95,7 @@ def bring_online(
     wait = settings.remediation.online_wait_seconds
     with contextlib.suppress(RemediationFailed):  # still trying: the log says at what
         steps.wait_until(
-            lambda: online() or not install.listener_running(),
+            lambda: online() or not install.listener_running(fresh=True),
             f"GitHub shows {name!r} online, or the listener stops",
             timeout=wait,
         )
@@ -126,7 +126,7 @@ def wait_out_conflict(
         f"start: up to {CONFLICT_SECONDS + wait:.0f} s)"
     )
     steps.wait_until(
-        lambda: online() or not install.listener_running(),
+        lambda: online() or not install.listener_running(fresh=True),
         "GitHub shows the runner online, or the listener gives up on the conflict",
         timeout=CONFLICT_SECONDS,
     )

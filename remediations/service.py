@@ -69,7 +69,9 @@ def stop(install: RunnerInstall, unit: str, settings: Settings, steps: Steps) ->
         why="the listener did not stop: kill what is left of the unit",
         check=False,
     )
-    steps.wait_until(lambda: not install.listener_running(), "no Runner.Listener runs", 30)
+    steps.wait_until(
+        lambda: not install.listener_running(fresh=True), "no Runner.Listener runs", 30
+    )
 
 
 def start_or_reregister(

@@ -114,9 +114,13 @@ CAUSES: dict[str, tuple[str, ...]] = {
 _PATTERNS = {cause: re.compile("|".join(f"(?:{p})" for p in ps)) for cause, ps in CAUSES.items()}
 # The causes a new registration heals (GitHub no longer knows or accepts the runner's own).
 REREGISTER = ("registration_gone", "auth_failed")
-# A cause the listener prints "Failed to create session. <message>" right after, when it gives
-# up on it (MessageListener.cs:519-560 then :175): that line is its end, not an auth failure.
-_CONCLUDES = ("registration_gone", "clock", "session_conflict")
+# Lines the listener prints right after a cause's own line, about the same exception: "Failed
+# to create session. <message>" when it gives up on it, "<time>: Runner connect error:
+# <message>. Retrying until reconnected." on its first retry (a conflict is retried for 240 s):
+# MessageListener.cs:173-186 after :519-560. They are that cause's, not an auth failure or a
+# network error.
+_FOLLOWERS = ("auth_failed", "network")
+_LEADERS = ("registration_gone", "clock", "session_conflict")
 # A line that ends a cause: the listener has its session (Runner.cs:491), or is connected
 # again (MessageListener.cs:122,293).
 _ENDS = {
@@ -183,7 +187,7 @@ def diagnose(log: RunnerLog) -> list[Finding]:
         for cause, pattern in _PATTERNS.items():
             if not pattern.match(form):
                 continue
-            if cause == "auth_failed" and before.get(source) in _CONCLUDES:
+            if cause in _FOLLOWERS and before.get(source) in _LEADERS:
                 cause = before[source] or cause
             latest[cause] = (number, line.strip())
             if form.startswith("printed: "):
@@ -332,8 +336,10 @@ class RunnerInstall:
 
     # -x matches the process name (the runner's binaries are called so), not command lines:
     # neither the shell running pgrep nor a `tail ... Runner.Worker` counts.
-    def listener_running(self) -> bool:
-        return run(self.host, LISTENER, timeout=30).rc == 0
+    def listener_running(self, *, fresh: bool = False) -> bool:
+        """``fresh``: asked now, never a prefetch's answer (which stands until another command
+        runs: a wait that runs none would see the same answer until it gives up)."""
+        return run(self.host, f"{LISTENER} >/dev/null" if fresh else LISTENER, timeout=30).rc == 0
 
     def job_running(self) -> bool:
         """A Runner.Worker process means a job is running right now."""

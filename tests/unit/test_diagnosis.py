@@ -302,3 +302,14 @@ def test_a_connect_error_ends_when_the_listener_reconnects():
 def test_a_clock_skew_in_a_connect_error_is_the_clock_not_the_network():
     clocked = next(text for cause, text in PRINTED if "Current server time is" in text)
     assert [f.cause for f in diagnose(RunnerLog(journal=clocked))] == ["clock"]
+
+
+def test_the_connect_error_of_a_conflict_is_the_conflict():
+    """The first retry of a conflict prints "Runner connect error: <its message>" after the
+    conflict line (MessageListener.cs:529 then :185): a conflict, not a network error."""
+    connect = f"{T}: Runner connect error: Error: Conflict. Retrying until reconnected."
+    journal = f"A session for this runner already exists.\n{connect}\n"
+    assert [f.cause for f in diagnose(RunnerLog(journal=journal))] == ["session_conflict"]
+    diag = diag_line("WRITE ERROR: A session for this runner already exists.") + "\n"
+    diag += diag_line(f"WRITE ERROR: {connect}")
+    assert [f.cause for f in diagnose(RunnerLog(diag=diag))] == ["session_conflict"]
