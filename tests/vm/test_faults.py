@@ -253,9 +253,11 @@ def test_svc_sh_and_unit_template_rewritten_by_a_job_never_run_as_root(
 def test_busy_runner_is_not_restarted_and_its_workspace_survives(
     healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
 ):
-    # The job must outlast the whole run below (about 70 s under TCG, with the disk check's du
+    # The job outlasts the whole run below (about 70 s under TCG, with the disk check's du
     # before and after free_disk): a job that ends mid-run rightly lets --recover re-register.
-    job = fake_github.queue_job(LABELS[:1], duration=180, name="kernel-matrix")
+    # The test ends it afterwards itself (SIGINT: the stand-in Worker's cancel), so the test
+    # takes what the run takes, not a fixed job length.
+    job = fake_github.queue_job(LABELS[:1], duration=900, name="kernel-matrix")
     fake_github.wait_for(lambda: fake_github.runner(RUNNER_NAME)["busy"], timeout=60)
     pid = listener_pid(healthy)
     workspace = f"{RUNNER_DIR}/_work/{fake_github.repo}/{fake_github.repo}"
@@ -263,11 +265,14 @@ def test_busy_runner_is_not_restarted_and_its_workspace_survives(
     # runner is busy from assignment; its Worker writes into the workspace a moment later.)
     started = f"test -s {workspace}/job-{job['id']}.bin"
     fake_github.wait_for(lambda: healthy.ssh(started, check=False).returncode == 0, 60)
-    filled = healthy.ssh(
-        f"sudo -u github-runner dd if=/dev/zero of={workspace}/artifact.bin bs=1M 2>&1", check=False
-    )
-    assert "No space left on device" in filled.stdout
+    worker = healthy.ssh("pgrep -x Runner.Worker").stdout.split()
+    assert len(worker) == 1, worker
     try:
+        filled = healthy.ssh(
+            f"sudo -u github-runner dd if=/dev/zero of={workspace}/artifact.bin bs=1M 2>&1",
+            check=False,
+        )
+        assert "No space left on device" in filled.stdout
         outcome = suite.run("--recover")
         assert outcome.returncode == UNHEALTHY
         assert outcome.record("test_runner_is_configured")["fix_result"] == "refused"
@@ -275,12 +280,17 @@ def test_busy_runner_is_not_restarted_and_its_workspace_survives(
         assert listener_pid(healthy) == pid
         assert healthy.ssh(f"test -f {workspace}/artifact.bin", check=False).returncode == 0
         assert "svc.sh" not in outcome.steps() and "systemctl restart" not in outcome.steps()
+        # The job ran on through the run, in the same Worker (a restarted listener cancels
+        # its Worker's job: completed at once, as "cancelled").
+        assert fake_github.job(job["id"])["status"] == "in_progress"
+        assert healthy.ssh("pgrep -x Runner.Worker").stdout.split() == worker
     finally:
-        healthy.ssh(f"rm -f {workspace}/artifact.bin")
+        healthy.ssh(f"rm -f {workspace}/artifact.bin; kill -INT {worker[0]}", check=False)
     done = fake_github.wait_for(
-        lambda: (j := fake_github.job(job["id"])) and j["status"] == "completed" and j, 300
+        lambda: (j := fake_github.job(job["id"])) and j["status"] == "completed" and j, 60
     )
-    assert done["conclusion"] == "success"
+    # Ended by the test's cancel, reported by that Worker: it was alive and well until then.
+    assert done["conclusion"] == "cancelled"
 
 
 def test_second_run_exits_at_once_while_one_is_in_progress(healthy: TestbedVM, suite: Suite):
