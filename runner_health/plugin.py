@@ -78,6 +78,7 @@ CHECK_ORDER = (
     "clock",
     "disk",
     "registration",
+    "version",
     "service",
     "online",
     "queue",
@@ -85,7 +86,6 @@ CHECK_ORDER = (
     "oom",
     "os_updates",
     "bpf_lsm",
-    "version",
 )
 MARKERS = (
     "needs(*conditions): this check module's prerequisites; its fix waits until they are healthy",
