@@ -305,3 +305,21 @@ def test_revoked_token_and_rejected_sessions(github: FakeGitHub) -> None:
     assert open_session(github, agent).json()["typeName"] == revoked
     with pytest.raises(ValueError):
         github.fail_polls("vm1", "sometimes")
+
+
+def test_a_replace_registration_clears_what_github_held_against_the_old_credentials(
+    github: FakeGitHub,
+) -> None:
+    """Re-registering (config.sh --replace) is the cure for a revoked token, a refused session
+    or a non-retryable poll error: the new credentials get a session; a network fault stays."""
+    register(github, "vm1", ["bpf"])
+    github.revoke_runner_token("vm1")
+    github.reject_sessions("vm1", 401)
+    github.fail_polls("vm1", "non_retryable")
+    agent = register(github, "vm1", ["bpf"], key="new")
+    sess = open_session(github, agent, key="new")
+    assert sess.status_code == 200, sess.text
+    assert "typeName" not in poll(github, sess.json()).text
+    github.fail_polls("vm1", "retryable")
+    register(github, "vm1", ["bpf"], key="newer")
+    assert github._named("vm1").poll_failure == "retryable"

@@ -1368,6 +1368,12 @@ class FakeGitHub:
             existing.client_id = client_id
             existing.key_hash = key_hash
             existing.session_id = existing.access_token = None
+            # New credentials: what GitHub held against the old ones (a revoked token, a
+            # refused session or poll) is gone with them; a network fault (retryable) stays.
+            existing.token_revoked, existing.revoked_token = False, None
+            existing.session_rejection = None
+            if existing.poll_failure == "non_retryable":
+                existing.poll_failure = None
             existing.ephemeral = bool(body.get("ephemeral"))
             existing.disable_update = bool(body.get("disable_update"))
             existing.version = str(body.get("version", ""))
