@@ -367,15 +367,19 @@ def test_the_fix_kills_the_worker_of_a_job_github_ended_never_the_listener(
     assert f"GitHub shows its job over: Runner.Worker pid {runner.worker}" in steps.text
 
 
+# GitHub's answers are made when the test runs: "completed 5 s ago" must not age in collection.
 @pytest.mark.parametrize(
     ("github", "why"),
     [
-        (GitHubSays(IN_PROGRESS), "GitHub shows its job in_progress .*: reported only"),
-        (GitHubSays(completed(seconds_ago=5)), "its job completed under 45 s ago"),
-        (GitHubSays(GitHubUnavailable("GitHub API unreachable")), "GitHub could not be asked"),
-        (GitHubSays(GitHubError("404 Not Found")), "GitHub could not be asked"),
+        (lambda: GitHubSays(IN_PROGRESS), "GitHub shows its job in_progress .*: reported only"),
+        (lambda: GitHubSays(completed(seconds_ago=5)), "its job completed under 45 s ago"),
         (
-            GitHubSays(completed(), ("acme/other", "acme/more")),
+            lambda: GitHubSays(GitHubUnavailable("GitHub API unreachable")),
+            "GitHub could not be asked",
+        ),
+        (lambda: GitHubSays(GitHubError("404 Not Found")), "GitHub could not be asked"),
+        (
+            lambda: GitHubSays(completed(), ("acme/other", "acme/more")),
             "its Worker log gives no job id this runner's",
         ),
     ],
@@ -387,7 +391,7 @@ def test_the_fix_refuses_unless_github_shows_the_job_over(
     steps = steps_here()
     settings = settings_for(tmp_path, "kill_hung_worker = true")
     with pytest.raises(RemediationRefused, match=f"pid {runner.worker} not killed: {why}"):
-        kill_hung(runner.host, runner.install, github, settings, steps)
+        kill_hung(runner.host, runner.install, github(), settings, steps)
     assert runner.alive(runner.worker)
     assert steps.lines == []
 
