@@ -18,7 +18,7 @@ from runner_health.github import GitHub
 from runner_health.runner import REREGISTER, RunnerInstall, diagnose
 from runner_health.steps import RemediationRefused, Steps
 from runner_health.targets import run
-from runner_health.unit import install_unit
+from runner_health.unit import install_unit, lost_unit
 
 # RunnerService.js SIGKILLs the listener 30 s after its SIGINT (RunnerService.js:34-41), so a
 # stop that takes longer than this is stuck (the unit's own TimeoutStopSec is 5 min).
@@ -39,7 +39,8 @@ def ensure_running(install: RunnerInstall, settings: Settings, steps: Steps, why
         raise RemediationRefused(
             "a job is running (Runner.Worker): the service is not restarted under it"
         )
-    unit = install.unit()
+    # A unit file deleted under a .service naming it (lost_unit) is installed again, like none.
+    unit = None if lost_unit(install) else install.unit()
     if unit is None:
         unit = install_unit(install, settings, steps, why="the service is not installed")
     else:
@@ -108,7 +109,7 @@ def enable(install: RunnerInstall, unit: str, steps: Steps) -> None:
 
 def enable_unit(install: RunnerInstall, steps: Steps) -> None:
     """The enabled check's fix: the installed unit is enabled (installing it is the service fix's)."""
-    unit = install.unit()
+    unit = None if lost_unit(install) else install.unit()
     if unit is None:
         raise RemediationRefused(
             "the runner service is not installed: the service fix installs it, enabled"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import shlex
 
-import pytest
-
 from tests.testbed.fake_github import FakeGitHub
 from tests.testbed.harness import RUNNER_DIR, RUNNER_NAME, Suite, unit_name
 from tests.testbed.vm import TestbedVM
@@ -60,11 +58,6 @@ def test_reregistration_keeps_path_and_env(
     assert healthy.ssh(f"test -x {RUNNER_DIR}/svc.sh", check=False).returncode == 0
 
 
-# remediations/service.py still takes the unit from RunnerInstall.unit(), which refuses a
-# .service whose unit file is gone ("... is missing ...: refusing to act on it"). The fix:
-# `unit = None if lost_unit(install) else install.unit()` in ensure_running (and enable_unit),
-# lost_unit from runner_health.unit. Take this marker away with that change.
-@pytest.mark.xfail(strict=True, reason="the service fix refuses a lost unit file (service.py)")
 def test_deleted_unit_file_is_installed_again(
     healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
 ):
