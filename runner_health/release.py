@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from runner_health.github import GitHub, GitHubUnavailable, parse_time
@@ -174,16 +174,21 @@ def arch(install: RunnerInstall) -> str | None:
 
 # "SelfUpdate-yyyyMMdd-HHmmss.log" (SelfUpdater.cs GenerateUpdateScript), ".failed" added by
 # update.sh.template on a failure; "Runner_yyyyMMdd-HHmmss-utc.log" each listener start.
+# Both UTC; _diag is the runner user's, so a job can name a .failed log after any date.
+STAMP = "%Y%m%d-%H%M%S"
+CLOCK_TOLERANCE = timedelta(minutes=10)  # a .failed name later than the VM's clock + this: planted
 _FAILED = re.compile(r"SelfUpdate-(\d{8}-\d{6})\.log\.failed")
 _STARTED = re.compile(r"Runner_(\d{8}-\d{6})-utc\.log")
 _EXITED = re.compile(r"Runner listener exited with error code (-?\d+)$", re.MULTILINE)
 
 
 def signs_command(install: RunnerInstall) -> str:
-    """As root: ``<name> <type> <type followed>`` of bin and externals (find's %y/%Y: "l N" is
-    a link to nothing; links are read, never followed), then the _diag names that matter."""
+    """As root: the VM's UTC time (STAMP), then ``<name> <type> <type followed>`` of bin and
+    externals (find's %y/%Y: "l N" is a link to nothing; links are read, never followed), then
+    the _diag names that matter."""
     directory = shlex.quote(install.directory)
     return (
+        f"date -u +{STAMP}; "
         f"find {directory} -mindepth 1 -maxdepth 1 \\( -name bin -o -name externals \\) "
         "-printf '%f %y %Y\\n' 2>/dev/null; "
         f"find {directory}/_diag -maxdepth 1 -type f \\( -name 'SelfUpdate-*.log.failed' "
@@ -196,13 +201,15 @@ def self_update_failed(install: RunnerInstall, journal: str) -> list[str]:
 
     ``journal``: the unit's last invocation (RunnerInstall.recent_log().journal)."""
     listed = run(install.host, as_root(install.host, signs_command(install)), timeout=30)
+    clock, _, names = listed.stdout.partition("\n")
+    latest = _latest_real(clock).strftime(STAMP)
     kinds: dict[str, str] = {}
     failed, started = [], []
-    for line in listed.stdout.splitlines():
+    for line in names.splitlines():
         name, _, types = line.partition(" ")
         if name in ("bin", "externals") and types:
             kinds[name] = types
-        elif match := _FAILED.fullmatch(line):
+        elif (match := _FAILED.fullmatch(line)) and match[1] <= latest:
             failed.append(match[1])
         elif match := _STARTED.fullmatch(line):
             started.append(match[1])
@@ -217,6 +224,15 @@ def self_update_failed(install: RunnerInstall, journal: str) -> list[str]:
     if exits and exits[-1] == "127":
         signs.append("the service relaunches a listener that can't run (exit 127)")
     return signs
+
+
+def _latest_real(clock: str) -> datetime:
+    """The latest time a real .failed log can be named: the VM's clock (signs_command's first
+    line; this machine's if that is unreadable) plus CLOCK_TOLERANCE."""
+    try:
+        return datetime.strptime(clock.strip(), STAMP) + CLOCK_TOLERANCE
+    except (ValueError, OverflowError):
+        return datetime.now(timezone.utc).replace(tzinfo=None) + CLOCK_TOLERANCE
 
 
 def prefetch_commands(install: RunnerInstall) -> list[str]:

@@ -10,6 +10,10 @@ release server on 127.0.0.1 (tests/testbed/fake_github/releases.py).
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,11 +22,12 @@ from types import SimpleNamespace
 import pytest
 
 from checks.test_version import test_runner_version_current as version_current
+from remediations import version
 from remediations.version import reinstall
 from runner_health import release
 from runner_health.github import GitHub
 from runner_health.runner import RunnerInstall
-from runner_health.steps import RemediationRefused
+from runner_health.steps import RemediationFailed, RemediationRefused
 from runner_health.targets import target
 from tests.scripts.conftest import write_fake
 from tests.testbed.fake_github import FakeGitHub, releases
@@ -60,10 +65,18 @@ def client(fake: FakeGitHub, etags: dict | None = None) -> GitHub:
 
 
 @pytest.fixture
-def broken(dirs: tuple[Path, Path]) -> Path:
+def broken(dirs: tuple[Path, Path], fake_path: Path) -> Path:
     """A runner whose self-update to 2.337.0 failed (update.sh.template): bin and externals
-    link to folders that aren't there, the update log renamed .failed after the last start."""
+    link to folders that aren't there, the update log renamed .failed after the last start.
+    No Runner.Listener runs until ``systemctl start`` (bin is a link to nothing)."""
     runner, systemd = dirs
+    fakebin, started = fake_path.parent / "fakebin", f"{fake_path}.started"
+    write_fake(fakebin, "pgrep", f'[ "$2" = Runner.Listener ] && [ -e {started} ]')
+    write_fake(
+        fakebin,
+        "systemctl",
+        f'[ "$1" != is-active ] || exit 3; [ "$1" != start ] || touch {started}',
+    )
     for name, text in KEPT.items():
         (runner / name).parent.mkdir(parents=True, exist_ok=True)
         (runner / name).write_text(text)
@@ -209,3 +222,104 @@ def test_the_version_check_warns_before_the_cutoff(
         else:
             assert not fails
         releases.of(fake).stop()
+
+
+def leftovers() -> list[Path]:
+    return list(Path("/var/tmp").glob("runner-health-release.*"))
+
+
+def test_no_reinstall_while_a_listener_runs(dirs, broken, fake, fake_path, settings):
+    """A self-update that failed leaves no listener that works: one running means the signs
+    are stale, or planted by a job (_diag is the runner user's). Review 7, item 3."""
+    write_fake(fake_path.parent / "fakebin", "pgrep", '[ "$2" = Runner.Listener ]')
+    with pytest.raises(RemediationRefused, match=r"Runner\.Listener is running"):
+        reinstall(client(fake), runner_at(dirs), settings, steps_on(runner_at(dirs)))
+    assert (broken / "bin").is_symlink() and calls(fake_path, "systemctl") == []
+    assert not leftovers()
+
+
+def test_a_failed_update_log_dated_in_the_future_is_no_sign(dirs, fake_path):
+    """A job can name a file SelfUpdate-99991231-235959.log.failed: no listener start would
+    ever clear it. Names beyond the VM's clock (plus a tolerance) are ignored."""
+    diag = dirs[0] / "_diag"
+    diag.mkdir()
+    (diag / "Runner_20261128-100000-utc.log").write_text("started\n")
+    (diag / "SelfUpdate-99991231-235959.log.failed").write_text("planted\n")
+    runner = runner_at(dirs)
+    assert release.self_update_failed(runner, "") == []
+    soon = f"{datetime.now(timezone.utc) + timedelta(minutes=5):%Y%m%d-%H%M%S}"
+    (diag / f"SelfUpdate-{soon}.log.failed").write_text("a VM clock a little behind\n")
+    assert release.self_update_failed(runner, "") == [
+        f"_diag/SelfUpdate-{soon}.log.failed, and no listener started since"
+    ]
+
+
+@pytest.mark.parametrize("seen_by", ["github", "worker"])
+def test_a_job_started_during_the_download_stops_the_reinstall(
+    seen_by, dirs, broken, fake, fake_path, settings
+):
+    """The download takes minutes: idle before it is no promise for the stop after it."""
+    runner, github = runner_at(dirs), client(fake)
+    asked: list[str] = []
+
+    def busy_on_second_ask(*_: object) -> bool:
+        asked.append("once")
+        return len(asked) > 1
+
+    if seen_by == "github":
+        github.runner = lambda name: {"busy": busy_on_second_ask(), "status": "online"}
+    else:
+        runner.job_running = busy_on_second_ask  # type: ignore[method-assign]
+    steps = steps_on(runner)
+    with pytest.raises(RemediationRefused, match="started a job during the download"):
+        reinstall(github, runner, settings, steps)
+    assert "SHA-256 verified" in steps.text  # downloaded, then refused
+    assert calls(fake_path, "systemctl") == [] and (broken / "bin").is_symlink()
+    assert not leftovers()
+
+
+def test_the_download_may_take_its_whole_max_time_and_leaves_nothing(
+    dirs, broken, fake, fake_path, settings, monkeypatch
+):
+    """curl's --max-time fits in the step's timeout (else the step is killed first), and the
+    download folder goes on every way out: here a stop that fails after the download."""
+    runner = runner_at(dirs)
+    steps = steps_on(runner)
+    timeouts: dict[str, float | None] = {}
+    run = steps.run
+
+    def recorded(command: str, **kwargs):
+        timeouts[command] = kwargs.get("timeout")
+        return run(command, **kwargs)
+
+    monkeypatch.setattr(steps, "run", recorded)
+    write_fake(fake_path.parent / "fakebin", "systemctl", '[ "$1" != stop ] || exit 1')
+    with pytest.raises(RemediationFailed):
+        reinstall(client(fake), runner, settings, steps)
+    download = next(c for c in timeouts if "curl " in c)
+    max_time = float(download.split("--max-time ", 1)[1].split()[0])
+    assert (timeouts[download] or steps.timeout) > max_time
+    assert not leftovers()
+
+
+def test_a_download_killed_midway_removes_its_folder(tmp_path):
+    """A signal (the session dropped, a stop) during curl: the trap removes the folder."""
+    fakebin = tmp_path / "fakebin"
+    fakebin.mkdir()
+    write_fake(fakebin, "curl", "exec sleep 30")
+    log = tmp_path / "fake.log"
+    log.touch()
+    asset = release.Asset("actions-runner-linux-x64-2.336.0.tar.gz", "https://x/y", 10, "0" * 64)
+    before = set(leftovers())
+    env = {**os.environ, "PATH": f"{fakebin}:{os.environ['PATH']}", "FAKE_LOG": str(log)}
+    with subprocess.Popen(
+        ["sh", "-c", version._download(asset)], env=env, start_new_session=True
+    ) as shell:
+        deadline = time.monotonic() + 10
+        while "curl " not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # the fake curl is sleeping
+        assert set(leftovers()) - before, "the download made no folder"
+        os.killpg(shell.pid, signal.SIGTERM)
+        shell.wait(timeout=10)
+    assert set(leftovers()) == before
