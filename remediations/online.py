@@ -22,6 +22,7 @@ from runner_health.github import GitHub
 from runner_health.runner import Finding, RunnerInstall, diagnose
 from runner_health.steps import RemediationFailed, RemediationRefused, Steps
 from runner_health.targets import as_user, run
+from runner_health.text import printable
 
 # A new listener that finds its registration's session still held retries every 30 s and
 # gives up after 240 s with exit 5; RunnerService.js then stops the unit (MessageListener.cs:
@@ -30,7 +31,8 @@ CONFLICT_SECONDS = 240 + 30
 
 # What a URL from the runner's files may look like before it reaches a command (quoted too).
 _URL = re.compile(r"https?://[A-Za-z0-9.-]{1,253}(?::\d{1,5})?(?:/[A-Za-z0-9._~%/-]{0,500})?")
-_PROXY = re.compile(r"(?:https?|socks5h?|socks4a?)://[^\s'\"\\]{1,500}")
+_PROXY = re.compile(r"(?:https?|socks5h?|socks4a?)://[^\s'\"\\\x00-\x1f\x7f]{1,500}")
+ANSWER_SHOWN = 300  # characters of what getent or curl answered that the report keeps
 
 
 @pytest.fixture
@@ -61,13 +63,14 @@ def bring_online(
         steps.note("diagnosis: the registration is gone at GitHub")
         reconfigure(github, install, settings, steps)
         return
-    if causes[-1:] == ["auth_failed"]:
-        steps.note(f"diagnosis: GitHub refused the runner's credentials: {findings[-1].line}")
-        reconfigure(github, install, settings, steps)
-        return
+    # a clock far off makes GitHub refuse the runner's tokens too: no reason to re-register
     if abs(offset) > settings.thresholds.max_clock_offset_seconds or causes[-1:] == ["clock"]:
         steps.note(f"diagnosis: clock skew (VM is {offset:+.0f}s off GitHub)")
         sync(target, github, install, settings, steps)
+    elif causes[-1:] == ["auth_failed"]:
+        steps.note(f"diagnosis: GitHub refused the runner's credentials: {findings[-1].line}")
+        reconfigure(github, install, settings, steps)
+        return
     elif causes[-1:] == ["deprecated"]:
         raise RemediationRefused(
             "the runner version is deprecated: update actions/runner (see the version check)"
@@ -159,22 +162,23 @@ def network_diagnosis(
     steps.note(f"diagnosis: the listener cannot reach GitHub and keeps retrying: {finding.line}")
     dns = run(target, f"timeout 10 getent hosts {shlex.quote(host)} | head -n 3", timeout=30)
     resolved = " ".join(dns.stdout.split()[:6]) if dns.rc == 0 and dns.stdout.strip() else ""
-    steps.note(f"network: DNS {host}: {resolved or 'does not resolve'}")
+    steps.note(f"network: DNS {host}: {printable(resolved, ANSWER_SHOWN) or 'does not resolve'}")
     proxy = install.env().get("https_proxy") or install.env().get("HTTPS_PROXY") or ""
-    if proxy and not _PROXY.fullmatch(proxy):
-        steps.note(
-            f"network: the runner's .env sets https_proxy to something unusable ({proxy[:40]!r}...)"
-        )
+    shown = _without_credentials(proxy) if proxy else None
+    if proxy and shown is None:  # never echoed: it may hold a password
+        steps.note("network: the runner's .env https_proxy is not a usable proxy URL: not used")
         proxy = ""
-    via = f"--proxy {shlex.quote(proxy)}" if proxy else "--noproxy '*'"
-    shown = _without_credentials(proxy) if proxy else "none (the runner's .env sets no https_proxy)"
-    steps.note(f"network: the runner's proxy: {shown}")
+    steps.note(f"network: the runner's proxy: {shown or 'none (no usable https_proxy in .env)'}")
+    # -q first: no ~/.curlrc (the runner user's: any job writes it); the proxy, which may hold
+    # a password, on stdin (-K -), never on argv (/proc, ssh's argv, a timeout's report)
+    via = "-K -" if proxy else "--noproxy '*'"
     probe = (
-        f"curl -sS -o /dev/null --max-time 10 {via} -w 'HTTP %{{http_code}} from %{{remote_ip}}' "
-        f"{shlex.quote(url)} 2>&1 | head -c 300"
+        f"curl -q {via} -sS -o /dev/null --max-time 10 -w 'HTTP %{{http_code}} from "
+        f"%{{remote_ip}}' {shlex.quote(url)} 2>&1 | head -c {ANSWER_SHOWN}"
     )
-    answer = run(target, as_user(install.user, probe), timeout=30)
-    steps.note(f"network: HTTPS {url}: {answer.stdout.strip() or f'no answer (exit {answer.rc})'}")
+    answer = run(target, as_user(install.user, probe), stdin=_curl_config(proxy), timeout=30)
+    said = printable(answer.stdout.strip(), ANSWER_SHOWN)
+    steps.note(f"network: HTTPS {url}: {said or f'no answer (exit {answer.rc})'}")
     steps.note(f"network: the VM's clock is {offset:+.0f} s off GitHub's")
 
 
@@ -187,11 +191,26 @@ def server_url(install: RunnerInstall, settings: Settings) -> str:
     return url if isinstance(url, str) and _URL.fullmatch(url) else settings.github.runner_url
 
 
-def _without_credentials(proxy: str) -> str:
-    """A proxy URL without its user and password (they are secrets)."""
-    parts = urlsplit(proxy)
+def _without_credentials(proxy: str) -> str | None:
+    """``proxy`` without its user and password (secrets); None when it is no usable proxy URL
+    (a job can write any .env: "http://[x" or a port that is no number make urlsplit raise)."""
+    if not _PROXY.fullmatch(proxy):
+        return None
     try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # not a number
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
+        parts = urlsplit(proxy)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    shown = f"{parts.scheme}://{host}:{port}" if port else f"{parts.scheme}://{host}"
+    return printable(shown, ANSWER_SHOWN)
+
+
+def _curl_config(proxy: str) -> str | None:
+    """curl's config (-K -) naming ``proxy``, quoted and escaped as curl's config syntax wants
+    (backslash and double quote; _PROXY lets no line break through); None without a proxy."""
+    if not proxy:
+        return None
+    quoted = proxy.replace("\\", "\\\\").replace('"', '\\"')
+    return f'proxy = "{quoted}"\n'

@@ -13,6 +13,7 @@ import shlex
 import pytest
 
 from remediations.registration import reconfigure
+from runner_health import clock
 from runner_health.config import Settings
 from runner_health.github import GitHub
 from runner_health.runner import REREGISTER, RunnerInstall, diagnose
@@ -39,8 +40,13 @@ def ensure_running(install: RunnerInstall, settings: Settings, steps: Steps, why
         raise RemediationRefused(
             "a job is running (Runner.Worker): the service is not restarted under it"
         )
-    # A unit file deleted under a .service naming it (lost_unit) is installed again, like none.
-    unit = None if lost_unit(install) else install.unit()
+    # A unit file deleted under a .service naming it (lost_unit) is installed again, like none,
+    # once what systemd may still run of it is stopped (as registration.reconfigure does): a
+    # unit installed under another name would otherwise make two listeners.
+    lost = lost_unit(install)
+    if lost is not None:
+        stop_cleanly(lost, settings, steps, why=f"{lost}'s unit file is gone: stop what runs of it")
+    unit = None if lost else install.unit()
     if unit is None:
         unit = install_unit(install, settings, steps, why="the service is not installed")
     else:
@@ -55,23 +61,28 @@ def ensure_running(install: RunnerInstall, settings: Settings, steps: Steps, why
 def stop(install: RunnerInstall, unit: str, settings: Settings, steps: Steps) -> None:
     """Stop ``unit`` cleanly (the listener deletes its session), then SIGKILL what is left:
     a hung listener, which KillMode=process would leave behind holding its session."""
-    seconds = min(STOP_SECONDS, settings.remediation.command_timeout_seconds)
-    quoted = shlex.quote(unit)
-    steps.run(
-        f"timeout {seconds:g} systemctl stop {quoted}",
-        why=f"stop the runner cleanly: its listener deletes its session at GitHub (up to {seconds:g} s)",
-        check=False,
-        timeout=seconds + 30,
-    )
+    why = "stop the runner cleanly: its listener deletes its session at GitHub"
+    stop_cleanly(unit, settings, steps, why=why)
     if not install.listener_running():
         return
     steps.run(
-        f"systemctl kill --signal=SIGKILL {quoted}",
+        f"systemctl kill --signal=SIGKILL {shlex.quote(unit)}",
         why="the listener did not stop: kill what is left of the unit",
         check=False,
     )
     steps.wait_until(
         lambda: not install.listener_running(fresh=True), "no Runner.Listener runs", 30
+    )
+
+
+def stop_cleanly(unit: str, settings: Settings, steps: Steps, why: str) -> None:
+    """``systemctl stop unit``, bounded; its failure (a unit no longer loaded) is no error."""
+    seconds = min(STOP_SECONDS, settings.remediation.command_timeout_seconds)
+    steps.run(
+        f"timeout {seconds:g} systemctl stop {shlex.quote(unit)}",
+        why=f"{why} (up to {seconds:g} s)",
+        check=False,
+        timeout=seconds + 30,
     )
 
 
@@ -83,6 +94,16 @@ def start_or_reregister(
     unit) would stop again at once: it gets a new registration instead of a restart."""
     findings = [] if install.listener_running() else diagnose(install.recent_log())
     if findings and findings[-1].cause in REREGISTER:
+        # a clock far off makes GitHub refuse the runner's tokens too: a new registration
+        # would not help (the clock check's fix syncs it, then starts the listener)
+        offset = (
+            clock.offset_seconds(install.host, github) if findings[-1].cause == "auth_failed" else 0
+        )
+        if abs(offset) > settings.thresholds.max_clock_offset_seconds:
+            raise RemediationRefused(
+                f"the VM's clock is {offset:+.0f} s off GitHub's: GitHub refuses the runner's "
+                "credentials until it is synced (the clock check's fix); not re-registered"
+            )
         steps.note(f"diagnosis: GitHub refused the runner's credentials: {findings[-1].line}")
         reconfigure(github, install, settings, steps)
         return

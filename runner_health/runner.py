@@ -21,6 +21,7 @@ from testinfra.host import Host
 
 from runner_health.steps import RemediationRefused
 from runner_health.targets import as_root, run
+from runner_health.text import printable
 
 SYSTEMD_DIR = "/etc/systemd/system"
 LISTENER = "pgrep -x Runner.Listener"
@@ -68,8 +69,12 @@ CAUSES: dict[str, tuple[str, ...]] = {
         r"printed: The runner no longer exists on the server\.",
         rf"traced: {_OAUTH}Registration {_GUID} was not found\.$",
     ),
+    # A clock error the listener gives up on ends in "Failed to create session. <its message>"
+    # (MessageListener.cs:175): the clock's, not an auth failure (matched before auth_failed).
     "clock": (
         r"printed: The local machine's clock may be out of sync with the server time",
+        r"printed: Failed to create session\. .*(?:Current server time is|The bearer token "
+        r"expired on|is not valid until)",
         r"printed: Stopped retrying OAuth token request exception after",
         rf"printed: {_UTC}: Runner connect error: .*Current server time is",
         rf"traced: {_OAUTH}.*(?:Current server time is|The bearer token expired on|is not valid until)",
@@ -121,12 +126,15 @@ REREGISTER = ("registration_gone", "auth_failed")
 # network error.
 _FOLLOWERS = ("auth_failed", "network")
 _LEADERS = ("registration_gone", "clock", "session_conflict")
-# A line that ends a cause: the listener has its session (Runner.cs:491), or is connected
-# again (MessageListener.cs:122,293).
+# A line that ends a cause: the listener has its session (Runner.cs:491: also a listener
+# runsvc.sh started again in the same unit run, after an exit 2), or is connected again
+# (MessageListener.cs:122,293).
+_LISTENING = rf"printed: {_UTC}: Listening for Jobs$"
 _ENDS = {
-    "session_conflict": re.compile(rf"printed: {_UTC}: Listening for Jobs$"),
-    "network": re.compile(rf"printed: {_UTC}: Runner reconnected\.$"),
+    "session_conflict": re.compile(_LISTENING),
+    "network": re.compile(rf"{_LISTENING}|printed: {_UTC}: Runner reconnected\.$"),
 }
+LINE_SHOWN = 300  # characters of a runner log line a finding keeps
 _INFO_COMPONENTS = ("Runner", "MessageListener", "BrokerMessageListener")
 
 # "[2026-11-28 10:00:02Z ERR  MessageListener] message": HostTraceListener.WriteHeader
@@ -151,17 +159,24 @@ class RunnerLog:
 @dataclass(frozen=True)
 class Finding:
     cause: str
-    line: str
+    line: str  # printable, at most LINE_SHOWN characters: it goes into the report
 
 
 def _runner_lines(log: RunnerLog) -> Iterator[tuple[str, str, str]]:
-    """(source, form, line) for each line the runner wrote, oldest first per source, in the
-    forms CAUSES match.
+    """(source, form, line) for each line the runner wrote, oldest first, in the forms CAUSES
+    match: the journal's, then _diag's.
+
+    The journal has no times (-o cat) and the listener echoes each line it prints to _diag
+    (Terminal.cs): a printed line's latest place is its echo's, among _diag's own traced and
+    info lines. A journal line _diag has no echo of is older than _diag's lines: printed by an
+    earlier listener of the same unit run (each writes a new Runner_*.log), or past _diag's tail.
 
     Lines are split on "\\n" only, as both files are: str.splitlines would also cut at
     separators (U+2028, \\r, ...) a job name may carry. A _diag line without the header is
     the continuation of a multi-line message (a stack trace, a job name) and never counts.
     """
+    for line in log.journal.split("\n"):
+        yield "journal", "printed: " + line, line
     for line in log.diag.split("\n"):
         match = _DIAG_LINE.fullmatch(line)
         if match is None:
@@ -175,8 +190,6 @@ def _runner_lines(log: RunnerLog) -> Iterator[tuple[str, str, str]]:
             yield "diag", "traced: " + message, line
         elif level == "INFO" and component in _INFO_COMPONENTS:
             yield "diag", "info: " + message, line
-    for line in log.journal.split("\n"):
-        yield "journal", "printed: " + line, line
 
 
 def diagnose(log: RunnerLog) -> list[Finding]:
@@ -199,7 +212,8 @@ def diagnose(log: RunnerLog) -> list[Finding]:
         for cause, end in _ENDS.items():
             if end.match(form):
                 latest.pop(cause, None)
-    return [Finding(cause, line) for cause, (_, line) in sorted(latest.items(), key=lambda x: x[1])]
+    ordered = sorted(latest.items(), key=lambda item: item[1])
+    return [Finding(cause, printable(line, LINE_SHOWN)) for cause, (_, line) in ordered]
 
 
 def _text(result: CommandResult) -> str:

@@ -196,7 +196,7 @@ def test_causes_in_order_of_their_latest_line():
     )
     findings = diagnose(RunnerLog(diag=diag, journal=f"{clock}\n"))
     assert [f.cause for f in findings] == ["registration_gone", "clock"]
-    assert findings[-1].line == clock
+    assert findings[-1].line == diag_line(f"WRITE ERROR: {clock}")  # its echo is its latest
 
 
 def test_quiet_log_has_no_findings():
@@ -313,3 +313,50 @@ def test_the_connect_error_of_a_conflict_is_the_conflict():
     diag = diag_line("WRITE ERROR: A session for this runner already exists.") + "\n"
     diag += diag_line(f"WRITE ERROR: {connect}")
     assert [f.cause for f in diagnose(RunnerLog(diag=diag))] == ["session_conflict"]
+
+
+def test_listening_for_jobs_ends_a_connect_error_too():
+    """A broker listener that exits 2 after poll errors is started again by runsvc.sh in the
+    same unit run (RunnerService.js): its "Listening for Jobs" (Runner.cs:491) means it has
+    its session, so the earlier connect error is over (review 7, item 5)."""
+    network = next(text for cause, text in PRINTED if cause == "network")
+    journal = f"{network}\nRunner listener exited with error code 2\n{T}: Listening for Jobs\n"
+    assert diagnose(RunnerLog(journal=journal)) == []
+
+
+def test_a_newer_diag_only_finding_outranks_an_older_printed_line():
+    """Every printed line is echoed to _diag (Terminal.cs): its place among _diag's own lines
+    is its echo's, so a later traced-only revocation is the latest cause (review 7, item 5)."""
+    network = next(text for cause, text in PRINTED if cause == "network")
+    diag = "\n".join(
+        [
+            diag_line(f"WRITE ERROR: {network}"),
+            diag_line("Runner OAuth token has been revoked. Shutting down.", "INFO", "Runner"),
+        ]
+    )
+    findings = diagnose(RunnerLog(diag=diag, journal=f"{network}\n"))
+    assert [f.cause for f in findings] == ["network", "auth_failed"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "The bearer token expired on 11/28/2026 07:05:02.",
+        "The token is not valid until 11/29/2026 10:35:02.",
+    ],
+)
+def test_a_session_refused_for_the_clock_is_the_clock_not_an_auth_failure(message):
+    """A clock error without "Current server time is" still ends in "Failed to create
+    session. <message>" (MessageListener.cs:175): the clock, no re-registration (item 6)."""
+    journal = f"Failed to create session. {message}\n"
+    assert [f.cause for f in diagnose(RunnerLog(journal=journal))] == ["clock"]
+
+
+def test_a_finding_line_is_cut_and_printable():
+    """_diag is runner-user writable: a line reaches the report cut, control bytes replaced."""
+    journal = "Failed to create session. \x1b[2J\x07" + "x" * 5000 + "\n"
+    (finding,) = diagnose(RunnerLog(journal=journal))
+    assert finding.cause == "auth_failed"
+    assert len(finding.line) <= 300
+    assert finding.line.isprintable()
+    assert finding.line.startswith("Failed to create session. ?[2J?x")

@@ -136,8 +136,9 @@ def stopped_by(dirs, unit_state, monkeypatch):
 
 
 def test_a_listener_whose_token_was_revoked_is_re_registered_not_restarted(
-    dirs, unit_state, settings, stopped_by
+    dirs, unit_state, settings, stopped_by, monkeypatch
 ):
+    monkeypatch.setattr(clock, "offset_seconds", lambda host, github: 0.4)
     reconfigured = stopped_by(REVOKED)
     runner = install(dirs, UNIT + "\n")
     steps = steps_for(runner)
@@ -185,6 +186,9 @@ class Runner:
         self.commands: list[str] = []
         self.steps = Steps(None, dry_run=False, echo=lambda line: None)
         self.prefetched: bool | None = listener  # what the check's batched read saw
+        self.proxy = "http://alice:s3cret@proxy.internal:3128"  # in its .env
+        self.stdin: list[str | None] = []  # what each command got on stdin
+        self.curl_says = "curl: (6) Could not resolve host: pipelines.actions.githubusercontent.com"
 
     def ran_a_step(self) -> None:
         """A command ran: the batched read no longer answers (targets.prefetched)."""
@@ -217,7 +221,7 @@ class Runner:
         return {"serverUrl": "https://pipelines.actions.githubusercontent.com/abc/"}
 
     def env(self) -> dict:
-        return {"https_proxy": "http://alice:s3cret@proxy.internal:3128"}
+        return {"https_proxy": self.proxy}
 
     # GitHub's
     def runner(self, name: str) -> dict:
@@ -228,8 +232,8 @@ class Runner:
 def fix(monkeypatch):
     """Run the online fix on a Runner; returns its Steps. The fixes it may call, recorded."""
 
-    def run(runner: Runner, online_wait: float = 2) -> Steps:
-        monkeypatch.setattr(clock, "offset_seconds", lambda host, github: 0.4)
+    def run(runner: Runner, online_wait: float = 2, offset: float = 0.4) -> Steps:
+        monkeypatch.setattr(clock, "offset_seconds", lambda host, github: offset)
 
         def reconfigure(github, install, settings, steps):
             runner.did.append("reconfigure")
@@ -238,16 +242,21 @@ def fix(monkeypatch):
             runner.did.append("start")
             runner.start()
 
-        def command(host, text, timeout=120):
+        def command(host, text, *, stdin=None, timeout=120):
             runner.commands.append(text)
+            runner.stdin.append(stdin)
             out = "140.82.112.21 pipelines.actions.githubusercontent.com\n"
             if "curl" in text:
-                out = "curl: (6) Could not resolve host: pipelines.actions.githubusercontent.com"
+                out = runner.curl_says
             return SimpleNamespace(rc=0, stdout=out)
+
+        def sync(target, github, install, settings, steps):
+            runner.did.append("sync clock")
 
         monkeypatch.setattr(online_fix, "reconfigure", reconfigure)
         monkeypatch.setattr(online_fix, "ensure_running", ensure_running)
         monkeypatch.setattr(online_fix, "run", command)
+        monkeypatch.setattr(online_fix, "sync", sync)
         settings = SimpleNamespace(
             runner=SimpleNamespace(name="assay-bpf-runner"),
             remediation=SimpleNamespace(online_wait_seconds=online_wait),
@@ -350,8 +359,11 @@ def test_a_listener_retrying_its_connection_is_left_alone_with_a_network_diagnos
     assert runner.did == []
     dns, probe = runner.commands
     assert dns.startswith("timeout 10 getent hosts pipelines.actions.githubusercontent.com")
-    assert "--proxy http://alice:s3cret@proxy.internal:3128" in probe  # the runner's own
-    assert probe.startswith("sudo -n -H -u github-runner ")  # as the runner user, not root
+    # the runner's own proxy, on curl's stdin (never argv: /proc, ssh's argv, a timeout's
+    # report); -q first: the runner user's ~/.curlrc (any job writes it) is not read
+    assert runner.stdin[1] == 'proxy = "http://alice:s3cret@proxy.internal:3128"\n'
+    assert "s3cret" not in probe and "alice" not in probe
+    assert probe.startswith("sudo -n -H -u github-runner /bin/sh -c 'curl -q -K - ")
     assert "--max-time 10" in probe
     report = runner.report()
     assert CONNECT_ERROR in report
@@ -374,3 +386,55 @@ def test_a_reconnected_listener_is_no_network_case(fix):
     fix(runner)
     assert runner.did == ["start"]
     assert runner.commands == []
+
+
+@pytest.mark.parametrize(
+    "proxy", ["http://alice:s3cret@proxy internal:3128", "http://alice:s3cret@[x", "http://[x"]
+)
+def test_a_proxy_that_is_no_url_is_named_so_never_echoed(fix, proxy):
+    """Anything in .env (a job writes it): an unusable value is said to be one, not shown
+    (a password may be in it); "http://[x" makes urlsplit raise ValueError: no crash either."""
+    runner = Runner(journal=f"{T}: Listening for Jobs\n{CONNECT_ERROR}\n")
+    runner.proxy = proxy
+    with pytest.raises(RemediationRefused, match="retrying its connection"):
+        fix(runner)
+    report = runner.report()
+    assert "https_proxy is not a usable proxy URL" in report
+    assert "s3cret" not in report and "[x" not in report
+    assert "curl -q --noproxy " in runner.commands[1] and runner.stdin[1] is None
+
+
+def test_what_curl_answers_is_cut_and_printable(fix):
+    runner = Runner(journal=f"{T}: Listening for Jobs\n{CONNECT_ERROR}\n")
+    runner.curl_says = "HTTP 000 \x1b]0;pwned\x07" + "y" * 5000
+    with pytest.raises(RemediationRefused):
+        fix(runner)
+    (line,) = [line for line in runner.steps.lines if "network: HTTPS" in line]
+    assert line.isprintable() and "\x1b" not in line
+    assert len(line) < 400
+
+
+def test_a_clock_offset_comes_before_an_auth_failure(fix):
+    """A clock error GitHub answers with 401 looks like an auth failure: the measured offset
+    is the cause, and a re-registration would not help (review 7, item 6)."""
+    unauthorized = (
+        "Failed to create session. You are not authorized to access "
+        "https://pipelines.actions.githubusercontent.com.\n"
+    )
+    runner = Runner(journal=unauthorized, listener=False)
+    fix(runner, offset=-600)
+    assert runner.did[0] == "sync clock"
+    assert "reconfigure" not in runner.did
+    assert "clock skew (VM is -600s off GitHub)" in runner.report()
+
+
+def test_the_service_fix_does_not_re_register_for_a_clock_that_is_off(
+    dirs, unit_state, settings, stopped_by, monkeypatch
+):
+    monkeypatch.setattr(clock, "offset_seconds", lambda host, github: 900.0)
+    reconfigured = stopped_by(REVOKED)
+    runner = install(dirs, UNIT + "\n")
+    with pytest.raises(RemediationRefused, match=r"clock is \+900 s off GitHub's"):
+        start_or_reregister(object(), runner, settings, steps_for(runner), why="not running")
+    assert reconfigured == []
+    assert control(unit_state) == []

@@ -447,3 +447,23 @@ def test_the_unit_name_is_the_one_svc_sh_computes(tmp_path, github, server_url, 
     assert re.fullmatch(re.escape(expected).replace("NNNN", r"[1-9]\d{3}"), name), name
     assert len(name) <= 150 and UNIT_NAME.fullmatch(name)
     assert unit_name(scope_of(load(config), registration), agent) == name  # the same every run
+
+
+def test_the_service_fix_stops_a_lost_unit_before_installing_the_unit_again(
+    dirs, fake_path, settings, hostile
+):
+    """.service names a unit whose file is gone (unit.lost_unit): systemd may still run it.
+    It is stopped first, as registration.reconfigure does, else a unit installed under
+    another name would make two listeners (review 7, item 9)."""
+    runner_dir, systemd = dirs
+    lost = "actions.runner.acme-kernel-ci.old-name.service"
+    (runner_dir / ".service").write_text(lost + "\n")
+    runner = RunnerInstall(target("local://"), str(runner_dir), "github-runner", str(systemd))
+    ensure_running(runner, settings, steps_on(runner), why="the runner service is not running")
+    assert calls(fake_path, "systemctl") == [
+        f"stop {lost}",
+        "daemon-reload",
+        f"enable {UNIT}",
+        f"is-active --quiet {UNIT}",
+        f"start {UNIT}",
+    ]
