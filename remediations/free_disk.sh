@@ -29,19 +29,21 @@ inodes of / and the runner's work dir before and after each step):
      regular files only, on /tmp's own filesystem, none in systemd-private-* (services'
      private /tmp); links not followed
   5. runner caches: _diag logs beyond the newest $DIAG_KEEP (default 5) of each kind,
-     unless a self-update is under way, its staging folder _work/_update and the
-     bin.<version>/externals.<version> folders the bin/externals links don't point at;
+     unless a self-update is under way, its staging folder _work/_update and, only while
+     no job runs, the bin.<version>/externals.<version> folders of versions lower than the
+     one the bin/externals links point at (a newer one is an update waiting for the job);
      and, only while no job runs, what _work/_temp, _tool, _actions hold
   6. finished job workspaces (_work/<repo>): only while no job runs
 When / or the work folder is still short afterwards (below the thresholds given, or 10% of
 its space or inodes), it names the largest directories on it (du -x, at most 3 levels deep,
 within 30 s): what a person may delete, and this script never will.
 
-While a Runner.Worker process runs (a job is in progress), no job workspace, _temp, _tool or
-_actions is touched, no running container is removed, no volume is pruned, and Docker
-containers stopped within the last hour are kept. The check is made again before each removal
-in the work folder, and an entry with anything in it changed in the last $RECENT_MINUTES
-minutes (default 5; 0: no such rule) is kept: a job may just have begun.
+While a Runner.Worker process runs (a job is in progress), no job workspace, _temp, _tool,
+_actions, bin.* or externals.* is touched, no running container is removed, no volume is
+pruned, and Docker containers stopped within the last hour are kept. The check is made again
+before each removal in the work folder or of a bin.*/externals.* copy, and an entry of the
+work folder with anything in it changed in the last $RECENT_MINUTES minutes (default 5; 0: no
+such rule) is kept: a job may just have begun.
 
 The work folder is --work-dir if given. Otherwise it is the runner's "workFolder" (.runner),
 which counts only if it resolves inside the runner directory (not in bin*, externals*, _diag):
@@ -289,8 +291,8 @@ job_running() {
 	done < <(worker_processes)
 	[[ -n $pids ]] || return 1
 	JOB_RUNNING=1
-	echo "A job is running (Runner.Worker pid $pids): job workspaces, _temp, _tool and" \
-		"_actions are left alone."
+	echo "A job is running (Runner.Worker pid $pids): job workspaces, _temp, _tool," \
+		"_actions and old bin.*/externals.* are left alone."
 }
 
 # Whether the work folder may be touched now; if not, say so ("<reason>: <what> kept").
@@ -444,7 +446,7 @@ changed_lately() {
 # folder, entered without following links and checked to be still at that path: a folder
 # swapped for a link meanwhile can't lead elsewhere, and rm itself follows no link and crosses
 # into no other mount. In the work folder, an entry changed lately stays, and so does every
-# entry once a job runs: asked last, right before the removal.
+# entry there or of a runner copy once a job runs: asked last, right before the removal.
 remove() {
 	local path dir name bytes
 	for path in "$@"; do
@@ -465,7 +467,7 @@ remove() {
 			continue
 		fi
 		bytes=$(size_of "./$name")
-		if in_work "$path" && job_running; then
+		if { in_work "$path" || runner_copy "$path"; } && job_running; then
 			echo "  kept $path: a job is running"
 		elif ((DRY_RUN)); then
 			echo "  would remove $path ($(human "$bytes"))"
@@ -654,22 +656,44 @@ update_running() {
 		[[ -n $(find "$WORK_DIR/_update" -mmin -60 -print -quit </dev/null 2>/dev/null) ]]
 }
 
-# <runner>/$1.<version> folders the live $1 link does not point at, NUL-separated. A
+# A runner version as a bin.<version>/externals.<version> name carries it: three whole
+# numbers without leading zeros (one value, one spelling). Any other name is kept.
+VERSION_RE='(0|[1-9][0-9]{0,8})([.](0|[1-9][0-9]{0,8})){2}'
+
+# Whether version $1 is lower than version $2 (both VERSION_RE).
+lower_version() {
+	[[ $1 != "$2" && $(printf '%s\n' "$1" "$2" | LC_ALL=C sort -V | head -n 1) == "$1" ]]
+}
+
+# A bin.*/externals.* entry of the runner directory: a runner copy, kept while a job runs
+# (see old_versions).
+runner_copy() { [[ ${1%/*} == "$RUNNER_REAL" && ${1##*/} =~ ^(bin|externals)[.] ]]; }
+
+# <runner>/$1.<version> folders of versions lower than the live $1 link's, NUL-separated. A
 # self-update moves bin/externals to bin.<version>/externals.<version> and makes bin and
-# externals links to the new version's (update.sh.template). Only when $1 is a link (read,
-# never followed) to a $1.<version> folder of this runner directory: a plain folder, a
-# dangling link or one pointing elsewhere says nothing about which copy is live.
+# externals links to the new version's (update.sh.template). A higher version is one waiting
+# to be installed: actions/runner src/Runner.Listener/SelfUpdater.cs, SelfUpdate, copies it to
+# bin.<new>/externals.<new> (DownloadLatestRunner, CopyLatestRunnerToRoot) and only then waits
+# for the running job to end (jobDispatcher.WaitAsync), bin still linked to the current one.
+# Only when $1 is a link (read, never followed) to a $1.<version> folder of this runner
+# directory: a plain folder, a dangling link or one pointing elsewhere says nothing about
+# which copy is live.
 old_versions() {
-	local kind=$1 target live
+	local kind=$1 target live name
 	[[ -L $RUNNER_REAL/$kind ]] || return 0
 	target=$(readlink -- "$RUNNER_REAL/$kind") || return 0
 	live=${target#"$RUNNER_REAL"/}
 	live=${live#"$RUNNER_DIR"/}
 	live=${live#./}
-	[[ $live =~ ^${kind}[.][0-9]+[.][0-9]+[.][0-9]+$ ]] || return 0
+	[[ $live =~ ^${kind}[.]${VERSION_RE}$ ]] || return 0
 	[[ -d $RUNNER_REAL/$live && ! -L $RUNNER_REAL/$live ]] || return 0
-	find "$RUNNER_REAL" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended \
-		-regex ".*/${kind}[.][0-9]+[.][0-9]+[.][0-9]+" ! -name "$live" -print0 </dev/null 2>/dev/null
+	while IFS= read -r -d '' name; do
+		if [[ $name =~ ^${kind}[.]${VERSION_RE}$ ]] &&
+			lower_version "${name#"$kind".}" "${live#"$kind".}"; then
+			printf '%s\0' "$RUNNER_REAL/$name"
+		fi
+	done < <(find "$RUNNER_REAL" -mindepth 1 -maxdepth 1 -type d -name "$kind.*" -printf '%f\0' \
+		</dev/null 2>/dev/null)
 }
 
 clean_runner_caches() {
@@ -686,7 +710,11 @@ clean_runner_caches() {
 		# (actions/runner SelfUpdater.cs DownloadLatestRunner, HostContext.cs Update dir).
 		[[ -z $WORK_DIR || ! -d $WORK_DIR/_update || -L $WORK_DIR/_update ]] ||
 			paths+=("$WORK_DIR/_update")
-		read_paths paths < <(old_versions bin; old_versions externals)
+		if job_running; then
+			echo "  a job is running: old bin.*/externals.* kept"
+		else
+			read_paths paths < <(old_versions bin; old_versions externals)
+		fi
 	fi
 	if work_allowed "_temp, _tool and _actions"; then
 		# A start point that is a link is not followed (find -P): it lists nothing.

@@ -269,6 +269,45 @@ def test_an_update_under_way_keeps_its_staging_and_versions(runner_dir, cleaners
     assert (runner_dir / "bin.2.334.0").exists()
 
 
+def test_only_versions_lower_than_the_live_one_go(runner_dir, cleaners):
+    # SelfUpdater.cs copies the new version to bin.<new>/externals.<new>, then waits for the
+    # running job (hours, maybe), bin still linked to the current one: 2.335.0, 2.336.0 staged.
+    updated(runner_dir)
+    for kind in ("bin", "externals"):
+        (runner_dir / kind).unlink()
+        (runner_dir / kind).symlink_to(runner_dir / f"{kind}.2.335.0")
+    # Compared as versions: 2.9.0 is lower, 2.1000.0 higher; other names are no versions.
+    for name in ("2.9.0", "2.1000.0", "02.1.0", "2.336.0-rc1"):
+        (runner_dir / f"bin.{name}").mkdir()
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in runner_dir.iterdir()}
+    kept = {"2.335.0", "2.336.0", "2.1000.0", "02.1.0", "2.336.0-rc1"}
+    assert {f"bin.{v}" for v in kept} | {"externals.2.335.0", "externals.2.336.0"} <= names
+    assert not names & {"bin.2.334.0", "bin.2.9.0", "externals.2.334.0"}
+
+
+def test_a_running_job_keeps_every_runner_version(runner_dir, cleaners):
+    updated(runner_dir)
+    result = during_a_job(runner_dir, cleaners, "Runner.Worker")
+    for kind in ("bin", "externals"):
+        for version in ("2.334.0", "2.335.0", "2.336.0"):
+            assert (runner_dir / f"{kind}.{version}/file").exists(), (kind, version)
+    assert "a job is running: old bin.*/externals.* kept" in result.stdout
+
+
+def test_a_job_that_starts_mid_run_keeps_every_runner_version(runner_dir, cleaners, worker_pids):
+    # Removed after _work/_update: the job starts while the staging folder is being removed.
+    updated(runner_dir)
+    hook(cleaners[0], "rm", "/_update", start_worker(runner_dir, worker_pids))
+    result = free_disk(["--runner-dir", str(runner_dir)], cleaners)
+    assert result.returncode == 0, result.stderr
+    assert not (runner_dir / "_work/_update").exists()
+    for kind in ("bin", "externals"):
+        assert (runner_dir / f"{kind}.2.334.0/file").exists(), kind
+    assert f"kept {runner_dir}/bin.2.334.0: a job is running" in result.stdout
+
+
 def during_a_job(runner_dir: Path, fakes, worker: str) -> subprocess.CompletedProcess[str]:
     """free_disk.sh while a process whose command line is ``worker`` runs: a job."""
     process = subprocess.Popen(["bash", "-c", f"exec -a {worker} sleep 30"])
