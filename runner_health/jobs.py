@@ -10,7 +10,8 @@ job's default ``timeout-minutes`` and the execution limit of GitHub's own runner
 self-hosted job may set more, up to 5 days: docs.github.com, "Workflow syntax",
 jobs.<job_id>.timeout-minutes, and "Usage limits" for self-hosted runners), or alive after
 GitHub shows its job completed (field reports: actions/runner#4418, #4312). Only the second
-may be killed: GitHub itself says the job is over.
+may be killed: GitHub itself says the job is over, and the job it names is this Worker's
+(GitHub ran it on this runner, starting with this Worker: not_its).
 
 The listener starts one Worker per job (JobDispatcher.cs: ``Runner.Worker spawnclient``, its
 child); the Worker opens ``_diag/Worker_<UTC start>-utc.log`` as it starts
@@ -22,6 +23,11 @@ PipelineContextDataJsonConverter.cs, JobContext.cs CheckRunId; ExecutionContext.
 into ``job.check_run_id``). The runner user (every job) can write that log and name its
 processes as it likes: what the log says is bounded, sanitised and only reported or used to
 ask GitHub; a kill re-checks the process itself (kill_command).
+
+A Runner.Worker of the runner user that no Runner.Listener started (its listener died: its
+parent is PID 1 or a subreaper) is orphaned: the service and online fixes refuse while it runs
+(``pgrep -x Runner.Worker``), and no job of this runner's can be shown over in it. It is
+reported, with what to do by hand, and never killed.
 """
 
 from __future__ import annotations
@@ -116,10 +122,19 @@ def workers(processes: list[Process], user: str) -> list[Process]:
     return [p for p in processes if p.comm == WORKER and p.user == user and p.ppid in listeners]
 
 
-def read_workers(target: Any, user: str) -> tuple[list[Process], datetime]:
-    """The runner's Workers now, and the VM's clock (a reading that fails: CannotObserve)."""
+def orphans(processes: list[Process], user: str) -> list[Process]:
+    """The runner user's Runner.Workers no Runner.Listener started, while none it started runs
+    (while a job runs, they may be that job's own processes)."""
+    if workers(processes, user):
+        return []
+    return [p for p in processes if p.comm == WORKER and p.user == user]
+
+
+def read_workers(target: Any, user: str) -> tuple[list[Process], list[Process], datetime]:
+    """The runner's Workers now, the orphaned ones, and the VM's clock (a reading that fails:
+    CannotObserve)."""
     processes, now = parse(read(target, COMMAND))
-    return workers(processes, user), now
+    return workers(processes, user), orphans(processes, user), now
 
 
 def log_of(worker: Process, now: datetime, logs: dict[str, float]) -> str | None:
@@ -222,6 +237,24 @@ def status_of(job: Job | None, github: GitHub) -> dict[str, Any] | None:
     return None if repository is None else github.job(repository, job.id)
 
 
+def not_its(status: dict[str, Any], runner: str, started: datetime) -> str | None:
+    """Why GitHub's job is not the one this Worker runs (None: it is): GitHub gave it to
+    another runner, or started it away from the Worker's start (``started``, this machine's
+    clock). A job can write a later Worker's log naming a job GitHub has completed: the later
+    Worker is not killed for it."""
+    name = status.get("runner_name")
+    if name != runner:
+        given = f"runner {_printable(name)!r}" if isinstance(name, str) else "no runner"
+        return f"GitHub gives it to {given}, not {runner!r}"
+    try:
+        at = parse_time(status.get("started_at")).astimezone(timezone.utc)
+    except ValueError:
+        return "GitHub gives no start time of it"
+    if abs(at - started) > LOG_WINDOW + _CLOCK_SLACK:
+        return f"GitHub started it at {at:%Y-%m-%d %H:%M:%SZ}, this Worker at {started:%H:%M:%SZ}"
+    return None
+
+
 def ended(status: dict[str, Any] | None, now: datetime) -> bool:
     """GitHub shows the job completed (any conclusion) more than ENDED_GRACE ago."""
     if status is None or status.get("status") != "completed":
@@ -241,32 +274,43 @@ class Finding:
     status: dict[str, Any] | None  # GitHub's job; None: not asked (see job and error)
     error: str | None  # why GitHub could not answer
     too_old: bool  # over max_job_minutes
-    ended: bool  # GitHub shows its job over
+    ended: bool  # GitHub shows its job over, and it is this Worker's
+    foreign: str | None = None  # why the job GitHub answered for is not this Worker's
+    orphaned: bool = False  # no Runner.Listener started it
 
     @property
     def hung(self) -> bool:
-        return self.too_old or self.ended
+        return self.too_old or self.ended or self.orphaned
 
 
 def assess(
-    target: Any, install: RunnerInstall, github: GitHub, max_minutes: float
+    target: Any, install: RunnerInstall, github: GitHub, runner: str, max_minutes: float
 ) -> list[Finding]:
-    """Every Worker of the runner, with its job and what GitHub says of it (no token, or GitHub
-    unavailable: judged by its age alone, and ``error`` says why)."""
-    found, now = read_workers(target, install.user)
+    """Every Worker of the runner (named ``runner`` at GitHub), with its job and what GitHub
+    says of it (no token, or GitHub unavailable: judged by its age alone, and ``error`` says
+    why), and every orphaned one."""
+    # GitHub's times against this machine's clock, read before ps: a Worker's start is then
+    # at most 1 s (ps's whole seconds) before the one reckoned from it.
+    read_at = datetime.now(timezone.utc)
+    found, orphaned, now = read_workers(target, install.user)
     findings = []
     for worker in found:
         job = job_of(worker, now, install)
-        status = error = None
+        status = error = foreign = None
         try:
             status = status_of(job, github)
         except NoToken:
             pass  # github.use_token = false: the age is all there is
         except GitHubError as exc:
             error = str(exc)[:300]
+        if status is not None:
+            foreign = not_its(status, runner, read_at - timedelta(seconds=worker.age_seconds))
         too_old = worker.age_seconds > max_minutes * 60
-        checked = datetime.now(timezone.utc)  # GitHub's times against this machine's clock
-        findings.append(Finding(worker, job, status, error, too_old, ended(status, checked)))
+        over = foreign is None and ended(status, datetime.now(timezone.utc))
+        findings.append(Finding(worker, job, status, error, too_old, over, foreign))
+    for worker in orphaned:
+        too_old = worker.age_seconds > max_minutes * 60
+        findings.append(Finding(worker, None, None, None, too_old, False, orphaned=True))
     return findings
 
 
@@ -277,13 +321,22 @@ def describe(finding: Finding, max_minutes: float) -> str:
     line = f"{WORKER} pid {worker.pid} has run {minutes // 60} h {minutes % 60} min"
     if finding.too_old:
         line += f" (over thresholds.max_job_minutes = {max_minutes:g})"
+    if finding.orphaned:
+        return line + (
+            f"; orphaned: its parent pid {worker.ppid} is no {LISTENER} (the listener died, or "
+            "a job left it): the fixes that wait for no job (service, online) refuse while it "
+            f"runs; check it (ps -o pid,ppid,lstart,args -p {worker.pid}), then: "
+            f"sudo kill -TERM {worker.pid}"
+        )
     if job is None:
         line += "; no Worker log of it in _diag: its job is unknown"
     else:
         what = f"job {job.name!r}" if job.name else "a job its log does not name"
         where = ", ".join(str(x) for x in (job.id, job.repository) if x is not None)
         line += f"; {what}" + (f" (id {where})" if where else "") + f", _diag/{job.log}"
-    if finding.status is not None:
+    if finding.foreign:
+        line += f"; the Worker log names a job that isn't this Worker's ({finding.foreign})"
+    elif finding.status is not None:
         line += f"; GitHub: {_status(finding.status)}"
     elif finding.error:
         line += f"; GitHub could not be asked: {finding.error}"

@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,6 +37,7 @@ CHECK = importlib.import_module("checks.test_hung_job").test_no_hung_job
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)
 JOB_ID = 51725241954
 REPO = "acme/kernel-ci"
+RUNNER_NAME = "assay-bpf-runner"  # settings_for's runner.name
 
 
 def dump(
@@ -156,6 +159,15 @@ def test_workers_are_the_listeners_children_as_the_runner_user():
     )
 
 
+def test_workers_no_listener_started_are_orphans_unless_a_job_runs():
+    processes, _ = jobs.parse(PS)
+    assert jobs.orphans(processes, "github-runner") == []  # 4300 may be the job's own process
+    without_listener, _ = jobs.parse(PS.split("\n", 1)[1])  # the listener died
+    orphans = jobs.orphans(without_listener, "github-runner")
+    assert [p.pid for p in orphans] == [4242, 4300]  # never root's 4400
+    assert jobs.workers(without_listener, "github-runner") == []
+
+
 def test_no_clock_line_is_unobserved():
     with pytest.raises(CannotObserve, match="ps/date"):
         jobs.parse(PS.replace("now 1795953600\n", ""))
@@ -179,6 +191,11 @@ ctypes.CDLL(None).prctl(15, b"Runner.Worker", 0, 0, 0)
 if {stubborn}: signal.signal(signal.SIGTERM, signal.SIG_IGN)
 time.sleep(120)
 """
+ORPHAN = """
+import subprocess, sys
+child = [sys.executable, "-c", sys.argv[1]]
+print(subprocess.Popen(child, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)
+"""
 USER = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -193,6 +210,7 @@ class Runner:
         )
         assert self.listener.stdout is not None
         self.worker = int(self.listener.stdout.readline())
+        self.orphans: list[int] = []
         self.host = target("local://")
         self.install = RunnerInstall(self.host, str(directory), USER)
         (directory / "_diag").mkdir(parents=True)
@@ -209,11 +227,39 @@ class Runner:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
         return state != "Z"
 
-    def stop(self) -> None:
+    @property
+    def pids(self) -> set[int]:
+        """Its processes still alive (here PID 1 may leave a dead orphan a zombie)."""
+        return {p for p in (self.listener.pid, self.worker, *self.orphans) if self.alive(p)}
+
+    def end_job(self) -> None:
+        """The listener and its Worker die; orphans run on."""
         for pid in (self.worker, self.listener.pid):
             if self.alive(pid):
                 os.kill(pid, signal.SIGKILL)
         self.listener.wait()
+
+    def orphan(self) -> int:
+        """A Runner.Worker whose parent exited (as when its listener died): PID 1's, or a
+        subreaper's, now."""
+        parent = subprocess.run(
+            [sys.executable, "-c", ORPHAN, WORKER.format(stubborn=False)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        self.orphans.append(int(parent.stdout))
+        time.sleep(0.3)  # it names itself
+        return self.orphans[-1]
+
+    def stop(self) -> None:
+        self.end_job()
+        for pid in self.orphans:
+            if self.alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        for pid in self.orphans:
+            while self.alive(pid):  # PID 1 reaps it
+                time.sleep(0.05)
 
 
 @pytest.fixture
@@ -225,14 +271,15 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runner]:
 
 
 def only_ours(monkeypatch: pytest.MonkeyPatch, runner: Runner) -> None:
-    """Other tests on this machine may run Runner.Workers too: only this one's count."""
-    read = jobs.read_workers
+    """Other tests on this machine may run Runner.Listeners and Workers too: only this one's
+    count."""
+    parse = jobs.parse
 
-    def ours(host: Any, user: str) -> tuple[list[jobs.Process], datetime]:
-        found, now = read(host, user)
-        return [w for w in found if w.ppid == runner.listener.pid], now
+    def ours(output: str) -> tuple[list[jobs.Process], datetime]:
+        found, now = parse(output)
+        return [p for p in found if p.pid in runner.pids], now
 
-    monkeypatch.setattr(jobs, "read_workers", ours)
+    monkeypatch.setattr(jobs, "parse", ours)
 
 
 class GitHubSays:
@@ -254,24 +301,38 @@ class GitHubSays:
         return self.answer
 
 
-def completed(seconds_ago: float = 120, conclusion: str = "cancelled") -> dict[str, Any]:
-    at = datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)
+def iso(seconds_ago: float) -> str:
+    return (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+def completed(
+    seconds_ago: float = 120, conclusion: str = "cancelled", **job: Any
+) -> dict[str, Any]:
+    """GitHub's job, completed ``seconds_ago``; by default this runner's, started with the
+    fixture's Worker (GitHub's runner_name and started_at: REST "Get a job for a workflow
+    run")."""
     return {
         "id": JOB_ID,
         "status": "completed",
         "conclusion": conclusion,
-        "completed_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "completed_at": iso(seconds_ago),
+        "runner_name": RUNNER_NAME,
+        "started_at": iso(0),
+        **job,
     }
 
 
-IN_PROGRESS = {"id": JOB_ID, "status": "in_progress", "conclusion": None, "completed_at": None}
+def in_progress() -> dict[str, Any]:
+    return {**completed(), "status": "in_progress", "conclusion": None, "completed_at": None}
 
 
 def settings_for(tmp_path: Path, remediation: str = "", thresholds: str = "") -> Settings:
     config = tmp_path / "runner-health.toml"
     config.write_text(
         'target = "local://"\n[github]\nrepository = "acme/kernel-ci"\n'
-        '[runner]\nname = "assay-bpf-runner"\n'
+        f'[runner]\nname = "{RUNNER_NAME}"\n'
         f"[remediation]\n{remediation}\n[thresholds]\n{thresholds}\n"
     )
     return load(config)
@@ -294,7 +355,7 @@ def test_a_worker_alive_after_github_ended_its_job_fails_naming_it(runner, tmp_p
 
 
 def test_a_job_still_running_at_github_passes(runner, tmp_path):
-    check(runner, GitHubSays(IN_PROGRESS), settings_for(tmp_path))
+    check(runner, GitHubSays(in_progress()), settings_for(tmp_path))
 
 
 def test_a_job_that_ended_moments_ago_passes_while_its_worker_finishes(runner, tmp_path):
@@ -312,18 +373,10 @@ def test_a_worker_over_the_age_limit_fails_whatever_github_says(runner, tmp_path
 def old(assess: Any) -> Any:
     """assess, with each Worker 361 minutes old."""
 
-    def aged(target: Any, install: Any, github: Any, limit: float) -> list[jobs.Finding]:
-        found = assess(target, install, github, limit)
+    def aged(*args: Any) -> list[jobs.Finding]:
         return [
-            jobs.Finding(
-                jobs.Process(**{**f.worker.__dict__, "age_seconds": 361 * 60}),
-                f.job,
-                f.status,
-                f.error,
-                True,
-                f.ended,
-            )
-            for f in found
+            replace(f, worker=replace(f.worker, age_seconds=361 * 60), too_old=True)
+            for f in assess(*args)
         ]
 
     return aged
@@ -371,7 +424,7 @@ def test_the_fix_kills_the_worker_of_a_job_github_ended_never_the_listener(
 @pytest.mark.parametrize(
     ("github", "why"),
     [
-        (lambda: GitHubSays(IN_PROGRESS), "GitHub shows its job in_progress .*: reported only"),
+        (lambda: GitHubSays(in_progress()), "GitHub shows its job in_progress .*: reported only"),
         (lambda: GitHubSays(completed(seconds_ago=5)), "its job completed under 45 s ago"),
         (
             lambda: GitHubSays(GitHubUnavailable("GitHub API unreachable")),
@@ -381,6 +434,11 @@ def test_the_fix_kills_the_worker_of_a_job_github_ended_never_the_listener(
         (
             lambda: GitHubSays(completed(), ("acme/other", "acme/more")),
             "its Worker log gives no job id this runner's",
+        ),
+        (
+            lambda: GitHubSays(completed(runner_name="other-runner")),
+            "the Worker log names a job that isn't this Worker's \\(GitHub gives it to runner "
+            "'other-runner', not 'assay-bpf-runner'\\)",
         ),
     ],
 )
@@ -394,6 +452,60 @@ def test_the_fix_refuses_unless_github_shows_the_job_over(
         kill_hung(runner.host, runner.install, github(), settings, steps)
     assert runner.alive(runner.worker)
     assert steps.lines == []
+
+
+# A job can write _diag: earlier, it left a log named for a later Worker's start, naming a job
+# GitHub has completed (its own, or another runner's).
+@pytest.mark.parametrize(
+    ("job", "why"),
+    [
+        ({"runner_name": "other-runner"}, "GitHub gives it to runner 'other-runner'"),
+        ({"runner_name": None}, "GitHub gives it to no runner"),
+        ({"started_at": iso(3 * 3600)}, "GitHub started it at .*, this Worker at "),
+        ({"started_at": iso(-120)}, "GitHub started it at "),
+        ({"started_at": None}, "GitHub gives no start time of it"),
+    ],
+)
+def test_a_log_naming_a_job_that_is_not_this_workers_is_reported_never_killed(
+    runner, tmp_path, job, why
+):
+    settings = settings_for(tmp_path, "kill_hung_worker = true")
+    with pytest.raises(CannotObserve) as unknown:
+        check(runner, GitHubSays(completed(**job)), settings)
+    assert f"Runner.Worker pid {runner.worker} has run 0 h 0 min; job 'kernel-matrix (6.1)'" in (
+        str(unknown.value)
+    )
+    assert "; the Worker log names a job that isn't this Worker's (" in str(unknown.value)
+    assert re.search(why, str(unknown.value)), unknown.value
+    steps = steps_here()
+    kill_hung(runner.host, runner.install, GitHubSays(completed(**job)), settings, steps)
+    assert runner.alive(runner.worker)
+    assert steps.text == "no hung Runner.Worker any more"
+
+
+def test_a_job_started_with_the_worker_on_this_runner_is_its_own():
+    started = NOW - timedelta(minutes=10)
+    job = {"runner_name": RUNNER_NAME, "started_at": "2026-11-29T11:50:59Z"}
+    assert jobs.not_its(job, RUNNER_NAME, started) is None
+    assert jobs.not_its({**job, "started_at": "2026-11-29T11:48:50Z"}, RUNNER_NAME, started)
+
+
+def test_an_orphaned_worker_is_reported_never_killed(runner, tmp_path):
+    orphan = runner.orphan()
+    opted_in = settings_for(tmp_path, "kill_hung_worker = true")
+    check(runner, GitHubSays(in_progress()), opted_in)  # a job runs: may be its own process
+    runner.end_job()  # the listener and its Worker are gone; the orphan runs on
+    with pytest.raises(AssertionError) as failed:
+        check(runner, GitHubSays(completed()), opted_in)
+    assert (
+        f"hung job: Runner.Worker pid {orphan} has run 0 h 0 min; orphaned: its parent pid "
+    ) in str(failed.value)
+    assert f"then: sudo kill -TERM {orphan}" in str(failed.value)
+    for settings in (opted_in, settings_for(tmp_path)):
+        steps = steps_here()
+        with pytest.raises(RemediationRefused, match=f"pid {orphan} not killed: orphaned"):
+            kill_hung(runner.host, runner.install, GitHubSays(completed()), settings, steps)
+        assert runner.alive(orphan) and steps.lines == []
 
 
 def test_the_fix_is_opt_in_and_prints_the_command(runner, tmp_path):
