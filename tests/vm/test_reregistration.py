@@ -81,3 +81,43 @@ def test_deleted_unit_file_is_installed_again(
             f"[ -f {path} ] || {{ cp /root/saved-unit {path} && systemctl daemon-reload; }}; "
             f"systemctl start {unit}"
         )
+
+
+def test_runner_2_336_that_removed_its_own_registration_is_registered_again(
+    healthy: TestbedVM, suite: Suite, fake_github: FakeGitHub
+):
+    """actions/runner 2.336 (what auto-update brings to the pinned 2.334) cleans up on a poll
+    that finds it gone: "The runner no longer exists on the server. Cleaning up local
+    configuration.", .runner and .credentials deleted, exit 0, the unit stops (Runner.cs:
+    823-880, RunnerService.js). The unit and .service stay: one run registers it again."""
+    unit = unit_name(healthy)
+    listener = f"{RUNNER_DIR}/bin/Runner.Listener"
+    healthy.ssh(
+        f"cp -p {listener} /root/Runner.Listener.2.334 && "
+        f'sed -i \'s/^VERSION = "2.334.0"$/VERSION = "2.336.0"/\' {listener} && '
+        f"grep -q '^VERSION = \"2.336.0\"$' {listener} && systemctl restart {unit}"
+    )
+    try:
+        fake_github.wait_for(lambda: fake_github.runner(RUNNER_NAME)["status"] == "online", 60)
+        old_id = fake_github.runner(RUNNER_NAME)["id"]
+        fake_github.delete_runner(RUNNER_NAME)
+        gone = f"test ! -e {RUNNER_DIR}/.runner && test ! -e {RUNNER_DIR}/.credentials"
+        fake_github.wait_for(lambda: healthy.ssh(gone, check=False).returncode == 0, 90)
+        said = healthy.ssh(f"journalctl -u {unit} -o cat -n 50", check=False).stdout
+        assert "The runner no longer exists on the server." in said
+        fake_github.wait_for(
+            lambda: (
+                healthy.ssh(f"systemctl is-active {unit}", check=False).stdout.strip() != "active"
+            ),
+            30,
+        )
+
+        outcome = suite.run()
+
+        assert outcome.returncode == HEALED, outcome.output[-3000:]
+        assert outcome.record("test_runner_is_configured")["outcome"] == "healed"
+        runner = fake_github.runner(RUNNER_NAME)
+        assert runner["status"] == "online" and runner["id"] != old_id
+        assert healthy.ssh(f"test -s {RUNNER_DIR}/.runner", check=False).returncode == 0
+    finally:  # the next test starts from the pinned 2.334 stand-in
+        healthy.ssh(f"cp -p /root/Runner.Listener.2.334 {listener} && systemctl restart {unit}")
