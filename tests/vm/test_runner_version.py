@@ -23,6 +23,7 @@ KEPT = (
     f"cd {RUNNER_DIR} && sha256sum .runner .credentials* .path .env .service 2>&1; "
     "find _work -printf '%p %s\\n' | sort | sha256sum"
 )
+SAVED = "/root/runner-version-test"
 LAYOUT = f"cd {RUNNER_DIR} && ls -la --time-style=+ . | grep -v ' _diag$'; readlink bin"
 
 
@@ -34,8 +35,11 @@ def test_failed_self_update_refused_on_a_wrong_digest_then_reinstalled(
     published.download_host = "10.0.2.2"  # the guest's way to this host
     url = published.publish(VERSION, days_ago=2)["assets"][0]["browser_download_url"]
     unit = vm.ssh(f"cat {RUNNER_DIR}/.service").stdout.strip()
-    kept = vm.ssh(KEPT).stdout
     started = time.monotonic()
+    vm.ssh(  # the image's bin and externals (real folders) are put back afterwards
+        f"rm -rf {SAVED} && mkdir {SAVED} && cd {RUNNER_DIR} && "
+        f"for d in bin externals; do if [ -e $d ]; then cp -a $d {SAVED}/; fi; done"
+    )
     vm.ssh(
         f"cd {RUNNER_DIR} && sudo -u github-runner curl -fsS -o /tmp/runner-update.tar.gz {url} && "
         "sudo -u github-runner env RUNNER_STANDIN_UPDATE_FAIL=bin-copy,externals-junction "
@@ -52,6 +56,7 @@ def test_failed_self_update_refused_on_a_wrong_digest_then_reinstalled(
         )
         assert "SelfUpdate-" in vm.ssh(f"ls {RUNNER_DIR}/_diag").stdout
         layout = vm.ssh(LAYOUT).stdout
+        kept = vm.ssh(KEPT).stdout  # after the update: its staging in _work/_update stays
 
         published.digest = "sha256:" + "0" * 64
         (tmp_path / "wrong").mkdir()
@@ -77,9 +82,11 @@ def test_failed_self_update_refused_on_a_wrong_digest_then_reinstalled(
         )
         assert f'VERSION = "{VERSION}"' in vm.ssh(f"cat {RUNNER_DIR}/bin/Runner.Listener").stdout
         assert vm.ssh(KEPT).stdout == kept
-    finally:
+    finally:  # the next test finds the image's 2.334 runner, whatever happened here
         published.digest = None
         vm.ssh(
-            f"cd {RUNNER_DIR} && rm -rf bin.* externals.* _work/_update /tmp/runner-update.tar.gz",
+            f"cd {RUNNER_DIR} && rm -rf bin externals bin.* externals.* _work/_update "
+            f"/tmp/runner-update.tar.gz && cp -a {SAVED}/. . && "
+            f"systemctl restart {unit}",
             check=False,
         )
