@@ -42,7 +42,11 @@ def registered_runner(testbed_vm: TestbedVM, fake_github: FakeGitHub) -> None:
 def suite(
     testbed_vm: TestbedVM, fake_github: FakeGitHub, tmp_path_factory: pytest.TempPathFactory
 ) -> Suite:
-    return Suite(testbed_vm, fake_github, tmp_path_factory.mktemp("suite"))
+    """The suite most fault tests share. Its fix budget is out of reach: a fault test's outcome
+    must not depend on how many fixes earlier tests ran within the hour (the budget's own
+    tests, test_memory.py, give theirs a small one)."""
+    workdir = tmp_path_factory.mktemp("suite")
+    return Suite(testbed_vm, fake_github, workdir, remediation="max_attempts = 100")
 
 
 @pytest.fixture
@@ -63,3 +67,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(item.path).is_relative_to(Path(__file__).parent):
             item.add_marker(pytest.mark.vm)
+
+
+# What the runner on the VM was doing when a test failed, in the test's report: CI keeps only
+# the output, and the VM is gone by the time anyone reads it.
+RUNNER_STATE = f"""
+u=$(cat {RUNNER_DIR}/.service 2>/dev/null)
+echo "== .service: $u"; systemctl status --no-pager -n 0 "$u" 2>&1 | head -n 12
+echo "== processes"; pgrep -a 'Runner\\.|runsvc|run\\.sh' || echo none
+echo "== journal (last 40 lines)"; journalctl -u "$u" --no-pager -o short-precise -n 40 2>&1
+f=$(ls -1t {RUNNER_DIR}/_diag/Runner_*.log 2>/dev/null | head -n 1)
+echo "== $f (last 40 lines)"; [ -z "$f" ] || tail -n 40 "$f"
+"""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    report = yield
+    vm = getattr(item, "funcargs", {}).get("testbed_vm")
+    if report.failed and isinstance(vm, TestbedVM):
+        try:
+            state = vm.ssh(RUNNER_STATE, check=False, timeout=60).stdout
+        except Exception as exc:  # the VM may be what failed
+            state = f"could not read it: {exc}"
+        report.sections.append((f"the runner on the VM ({report.when})", state))
+    return report
