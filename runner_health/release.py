@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from runner_health.github import GitHub, GitHubUnavailable, parse_time
-from runner_health.runner import RunnerInstall
+from runner_health.runner import RunnerInstall, newest_log_command
 from runner_health.targets import as_root, run
 
 LATEST = "/repos/actions/runner/releases/latest"
@@ -157,13 +157,10 @@ _VERSION_TRACE = re.compile(
 
 
 def version_command(install: RunnerInstall) -> str:
-    """As root: the first 16 KiB of the newest _diag/Runner_*.log (a regular file, never
-    through a link, never blocking on a FIFO: the runner user writes _diag)."""
-    diag = shlex.quote(f"{install.directory}/_diag")
+    """As root: the first 16 KiB of the newest listener log (runner.newest_log_command)."""
     return (
-        f"f=$(ls -1t {diag}/Runner_*.log 2>/dev/null | head -n 1); "
-        '[ -f "$f" ] && [ ! -L "$f" ] || exit 0; '
-        'exec dd if="$f" iflag=nofollow,nonblock bs=1024 count=16 status=none'
+        f"{newest_log_command(install.directory)}; "
+        '[ -n "$f" ] || exit 0; exec dd if="$f" iflag=nofollow,nonblock bs=1024 count=16 status=none'
     )
 
 

@@ -143,6 +143,28 @@ _DIAG_LINE = re.compile(
 )
 
 
+def newest_log_command(directory: str) -> str:
+    """Shell that sets ``f`` to the newest listener log, ``<directory>/_diag/Runner_<utc>-utc.log``
+    (or to nothing): the last listener's lines and its "Version:" trace are there.
+
+    Newest by when it was last written, but a log written while the VM's clock ran ahead keeps
+    that future time after the clock is stepped back (the clock check's fix): it would stay
+    "newest" for as long as the skew was, and hide every later listener's log. Such a log counts
+    only when no other is there. Only regular files named as the runner names them (Program.cs,
+    HostTraceListener.cs), in a _diag that is no link: _diag is the runner user's.
+    """
+    diag = shlex.quote(f"{directory}/_diag")
+    logs = (
+        f"find {diag} -maxdepth 1 -type f -regextype posix-extended "
+        r"-regex '.*/Runner_[0-9]{8}-[0-9]{6}-utc\.log'"
+    )
+    newest = "-printf '%T@ %f\\n' 2>/dev/null | sort -n | tail -n 1 | cut -d' ' -f2"
+    return (
+        f'n=$({logs} ! -newermt "@$(($(date +%s) + 60))" {newest}); '
+        f'[ -n "$n" ] || n=$({logs} {newest}); f=${{n:+{diag}/$n}}'
+    )
+
+
 # One Worker log per job, named after its UTC start (HostTraceListener.cs _logFileNamingPattern
 # "{0}_{1:yyyyMMdd-HHmmss}-utc.log"): only names of this shape count (a job can write any).
 WORKER_LOG = re.compile(r"Worker_(\d{8}-\d{6})-utc\.log")
@@ -374,8 +396,10 @@ class RunnerInstall:
         return RunnerLog(diag=text, journal=journal if named == unit else "")
 
     def _diag_command(self, lines: int) -> str:
-        diag = shlex.quote(f"{self.directory}/_diag")
-        return f'f=$(ls -1t {diag}/Runner_*.log 2>/dev/null | head -n 1); [ -z "$f" ] || tail -n {lines} "$f"'
+        return (
+            f"{newest_log_command(self.directory)}; "
+            f'[ -z "$f" ] || dd if="$f" iflag=nofollow,nonblock bs=64K status=none | tail -n {lines}'
+        )
 
     def _journal_command(self, lines: int) -> str:
         """The unit ``.service`` names, on a line, then its last invocation's journal; only

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +18,7 @@ import pytest
 from remediations.registration import reconfigure
 from remediations.service import ensure_running
 from runner_health.config import Settings, load
+from runner_health.release import installed_version
 from runner_health.runner import UNIT_NAME, RunnerInstall, UnsafeUnit
 from runner_health.steps import RemediationRefused, Steps
 from runner_health.targets import target
@@ -237,6 +239,50 @@ def test_the_runner_log_skips_the_journal_of_a_unit_that_is_not_the_runners(dirs
     log = install(dirs, "ssh.service\n").recent_log()
     assert (log.diag, log.journal) == ("[diag]\n", "")
     assert "systemctl" not in fake_path.read_text()
+
+
+def listener_log(runner: Path, name: str, text: str, age: float) -> Path:
+    """A _diag/<name> written ``age`` seconds ago (negative: dated in the future)."""
+    log = runner / "_diag" / name
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(text)
+    when = time.time() - age
+    os.utime(log, (when, when))
+    return log
+
+
+def test_a_log_written_while_the_clock_ran_ahead_does_not_hide_the_last_listeners(dirs):
+    """The clock test's skew leaves a log dated 3 h ahead: read first, it hid the revoked
+    token of every later listener for those 3 h (the service fix then restarted instead of
+    registering again)."""
+    runner = dirs[0]
+    header = "[2026-11-29 13:53:48Z INFO Listener] Version: "
+    listener_log(runner, "Runner_20261129-135348-utc.log", header + "2.330.0\nskewed\n", -3 * 3600)
+    listener_log(runner, "Runner_20261129-142850-utc.log", header + "2.334.0\nlast\n", 5)
+    listener_log(runner, "Runner_20261129-142503-utc.log", header + "2.333.0\nearlier\n", 200)
+    install = RunnerInstall(target("local://"), str(runner), "github-runner", str(dirs[1]))
+    assert install.recent_log().diag.endswith("last\n")
+    assert installed_version(install) == "2.334.0"
+
+
+def test_a_log_dated_in_the_future_is_read_when_it_is_the_only_one(dirs):
+    listener_log(dirs[0], "Runner_20261129-165419-utc.log", "only\n", -3 * 3600)
+    install = RunnerInstall(target("local://"), str(dirs[0]), "github-runner", str(dirs[1]))
+    assert install.recent_log().diag == "only\n"
+
+
+def test_the_listener_log_is_never_read_through_a_link_nor_by_another_name(dirs, tmp_path):
+    runner = dirs[0]
+    listener_log(runner, "Runner_20261129-100000-utc.log", "real\n", 600)
+    secret = tmp_path / "secret"
+    secret.write_text("root's secret\n")
+    (runner / "_diag" / "Runner_20261129-110000-utc.log").symlink_to(secret)
+    listener_log(runner, "Runner_newer.log", "planted\n", 0)
+    install = RunnerInstall(target("local://"), str(runner), "github-runner", str(dirs[1]))
+    assert install.recent_log().diag == "real\n"
+    (runner / "_diag").rename(tmp_path / "elsewhere")
+    (runner / "_diag").symlink_to(tmp_path / "elsewhere")
+    assert install.recent_log().diag == ""
 
 
 # -- the unit: runner-health writes it; root never runs svc.sh nor reads its template --------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runner_health.runner import newest_log_command
 from tests.testbed.fake_github import FakeGitHub
 from tests.testbed.fake_github.server import ORPHAN_SESSION_SECONDS
 from tests.testbed.fixtures import testbed_vm, testbed_vm_running  # noqa: F401
@@ -76,8 +77,9 @@ u=$(cat {RUNNER_DIR}/.service 2>/dev/null)
 echo "== .service: $u"; systemctl status --no-pager -n 0 "$u" 2>&1 | head -n 12
 echo "== processes"; pgrep -a 'Runner\\.|runsvc|run\\.sh' || echo none
 echo "== journal (last 40 lines)"; journalctl -u "$u" --no-pager -o short-precise -n 40 2>&1
-f=$(ls -1t {RUNNER_DIR}/_diag/Runner_*.log 2>/dev/null | head -n 1)
-echo "== $f (last 40 lines)"; [ -z "$f" ] || tail -n 40 "$f"
+echo "== _diag"; ls -lt --time-style=+%FT%T {RUNNER_DIR}/_diag | head -n 12
+{newest_log_command(RUNNER_DIR)}
+echo "== $f (last 40 lines: the log runner-health reads)"; [ -z "$f" ] || tail -n 40 "$f"
 """
 
 
