@@ -57,6 +57,12 @@ command_timeout_seconds = 120
 [reports]
 directory = "{reports}"
 
+[multipass]
+# The guest runs under TCG on a CI host whose other core runs other tests: a healthy guest's
+# one exec has taken more than the default 30 s there (a Mac's VM answers in well under one).
+exec_timeout_seconds = 60
+{multipass}
+
 {extra}
 """
 
@@ -71,10 +77,12 @@ def config_text(
     token_file: str | None = None,
     state_file: str | None = None,
     remediation: str = "",
+    multipass: str = "",
     extra: str = "",
 ) -> str:
     """A runner-health config for the test bed's runner and the fake GitHub; ``remediation``
-    adds keys to [remediation] (``max_attempts = 2``), ``extra`` adds tables (``[alerts]``)."""
+    and ``multipass`` add keys to their tables (``max_attempts = 2``), ``extra`` adds tables
+    (``[alerts]``)."""
     return CONFIG.format(
         target=target,
         name=RUNNER_NAME,
@@ -88,6 +96,7 @@ def config_text(
         token_file_line=f'token_file = "{token_file}"' if token_file else "",
         state_file_line=f'state_file = "{state_file}"' if state_file else "",
         remediation=remediation,
+        multipass=multipass,
         extra=extra,
     )
 
@@ -127,6 +136,7 @@ class Suite:
         workdir: Path,
         *,
         remediation: str = "",
+        multipass: str = "",
         extra: str = "",
     ) -> None:
         self.vm = vm
@@ -144,6 +154,7 @@ class Suite:
                 reports=str(workdir / "reports"),
                 state_file=str(self.state_file),
                 remediation=remediation,
+                multipass=multipass,
                 extra=extra,
             )
         )

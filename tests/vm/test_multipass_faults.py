@@ -104,9 +104,7 @@ def test_daemon_down_is_named_and_restarted_only_when_configured(
     assert all(c["duration_seconds"] < 5 for c in behind), behind  # no timeouts
 
     (tmp_path / "opted-in").mkdir()
-    opted_in = Suite(
-        vm, fake_github, tmp_path / "opted-in", extra="[multipass]\nrestart_daemon = true\n"
-    )
+    opted_in = Suite(vm, fake_github, tmp_path / "opted-in", multipass="restart_daemon = true")
     healed = opted_in.run()
     assert_healed(healed, fake_github, "test_vm_is_running", "start_vm")
     record = healed.record("test_vm_is_running")
