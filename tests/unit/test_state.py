@@ -279,8 +279,8 @@ def test_reset_and_show_on_the_command_line(tmp_path, path, capsys):
         f'state_file = "{path}"\nlock_file = "{tmp_path}/lock"\n'
         '[github]\nrepository = "acme/ci"\n[runner]\nname = "vm1"\n'
     )
-    saved_store(path)
-    for _ in range(2):
+    saved_store(path)  # its attempt is at NOW, a fixed time: the hold must not depend on it
+    for _ in range(3):
         store, _ = Store.open(path)
         store.record_attempt("free_disk", "failed", datetime.now(timezone.utc))
         store.save()
