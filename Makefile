@@ -30,21 +30,16 @@ node_modules/.installed: package.json package-lock.json
 check: $(VENV)/.installed ## check the configured runner and heal what fails (ARGS=... adds pytest options)
 	$(PYTEST) checks $(ARGS)
 
-# Two lanes, each keeping one core busy: the fault suite on the test-bed VM (tests/vm, the
-# longest), and beside it the tests that boot no VM, then the other VM tests (VMs of their
-# own; tests/testbed first: its time-server test must run while tests/vm's chronyd, which
-# both share, still does). A VM test lives in one of these three folders. The second lane's
-# output is shown once both are done. Either failing fails the target.
+# The VM suite keeps one core busy with QEMU (TCG); the tests that boot no VM run beside it,
+# their output shown once both are done. Either failing fails the target.
 test: lint ## all the project's tests: the VM fault-injection suite, the others beside it
 	@log=$$(mktemp); \
-	{ $(PYTEST) tests -m "not vm" -p no:cacheprovider $(ARGS); echo $$? >"$$log.rc"; \
-	  $(PYTEST) tests/testbed tests/scripts -m vm -p no:cacheprovider --durations=15 $(ARGS); \
-	  echo $$? >>"$$log.rc"; } >"$$log" 2>&1 & \
-	$(PYTEST) tests/vm -m vm --durations=25 $(ARGS); vm=$$?; wait; \
-	echo "== make test: the tests that boot no VM, then the other VM tests (run beside tests/vm)"; \
-	cat "$$log"; others=$$(paste -sd' ' "$$log.rc"); rm -f "$$log" "$$log.rc"; \
-	echo "== make test: tests/vm exit $$vm; beside it: no VM exit, other VM tests exit: $$others"; \
-	test "$$vm" = 0 && test "$$others" = "0 0"
+	{ $(PYTEST) tests -m "not vm" -p no:cacheprovider $(ARGS) >"$$log" 2>&1; echo $$? >"$$log.rc"; } & \
+	$(PYTEST) tests -m vm --durations=25 $(ARGS); vm=$$?; wait; \
+	echo "== make test: the tests that boot no VM (run beside the VM suite)"; cat "$$log"; \
+	others=$$(cat "$$log.rc"); rm -f "$$log" "$$log.rc"; \
+	echo "== make test: VM suite exit $$vm, the others exit $$others"; \
+	test "$$vm" = 0 && test "$$others" = 0
 
 test-fast: lint ## all tests but the ones that boot a VM
 	$(PYTEST) tests -m "not vm" $(ARGS)
