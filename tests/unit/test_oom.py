@@ -235,7 +235,21 @@ def vm(tmp_path, monkeypatch) -> tuple[RunnerInstall, Path]:
     return RunnerInstall(target("local://"), str(runner), "github-runner", str(systemd)), journal
 
 
-def test_the_check_names_when_what_and_the_job_once(vm):
+@pytest.fixture
+def check_run_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check's clock an hour after AT: it reads the kill "since the last run" only while
+    that run is under 24 h before its now, and on the real clock the fixed AT - 5 min fell out
+    of that window on 2026-11-30 05:08:02Z."""
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return (AT + timedelta(hours=1)).astimezone(tz)
+
+    monkeypatch.setattr(importlib.import_module("checks.test_oom"), "datetime", Clock)
+
+
+def test_the_check_names_when_what_and_the_job_once(vm, check_run_at):
     install, journal = vm
     journal.write_text(
         "\n".join(
