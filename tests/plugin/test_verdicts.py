@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,8 @@ def test_report_mode_runs_no_fix_and_says_so_everywhere(project):
     assert html_data(project)["environment"]["Mode"].startswith("report: observe only")
 
 
+# a silence still in force: a year after the real today (a fixed date would expire one day)
+IN_FORCE = (datetime.now(timezone.utc) + timedelta(days=365)).date().isoformat()
 SILENCE = '\n[[silences]]\ncheck = "{check}"\nreason = "ticket 42: disk swap"\nuntil = {until}\n'
 MEASURED = """
 import pytest
@@ -177,15 +180,15 @@ def test_thing(settings, record_property):
 
 def test_a_silenced_check_runs_gets_no_fix_and_never_counts(project):
     write(project, "thing", MEASURED)
-    configure(project, extra=SILENCE.format(check="thing", until="2099-01-31"))
+    configure(project, extra=SILENCE.format(check="thing", until=IN_FORCE))
     for args in (["checks"], ["checks", "--no-remediate", "--tb=no", "-rN"]):  # --status
         result = project.runpytest_subprocess(*args)
         assert result.ret == 0 and calls(project) == 0
         result.stdout.fnmatch_lines(
             [
-                "SILENCED test_thing  *until 2099-01-31: ticket 42: disk swap "
+                f"SILENCED test_thing  *until {IN_FORCE}: ticket 42: disk swap "
                 "(still failing: not healthy yet)",
-                "silence: thing until 2099-01-31: ticket 42: disk swap",
+                f"silence: thing until {IN_FORCE}: ticket 42: disk swap",
                 "status: healthy (exit 0)*",
             ]
         )
@@ -193,7 +196,7 @@ def test_a_silenced_check_runs_gets_no_fix_and_never_counts(project):
         (record,) = run["checks"]
         assert record["outcome"] == "silenced" and record["measurements"] == {"free_bytes:/": 1234}
         assert record["silence"]["reason"] == "ticket 42: disk swap"
-        assert record["silence"]["until"].startswith("2099-01-31T23:59:59")
+        assert record["silence"]["until"].startswith(f"{IN_FORCE}T23:59:59")
         assert [s["expired"] for s in run["silences"]] == [False]
         shutil.rmtree(project.path / "reports")
 
@@ -213,7 +216,7 @@ def test_an_expired_silence_is_ignored_and_warned_about(project):
 def test_a_silence_naming_no_check_is_warned_about(project):
     write(project, "thing", HEALABLE)
     (project.path / "healthy").touch()
-    configure(project, extra=SILENCE.format(check="dsik", until="2099-01-31"))
+    configure(project, extra=SILENCE.format(check="dsik", until=IN_FORCE))
     result = project.runpytest_subprocess("checks")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["warning: silence for dsik names no known check or condition"])
