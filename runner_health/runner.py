@@ -396,9 +396,13 @@ class RunnerInstall:
         return RunnerLog(diag=text, journal=journal if named == unit else "")
 
     def _diag_command(self, lines: int) -> str:
+        """The last ``lines`` of the newest listener log, from its last 256 KiB: a job can make
+        that file any size, and this runs in every pass's prefetch."""
         return (
             f"{newest_log_command(self.directory)}; "
-            f'[ -z "$f" ] || dd if="$f" iflag=nofollow,nonblock bs=64K status=none | tail -n {lines}'
+            '[ -z "$f" ] || { s=$(stat -c %s -- "$f") && '
+            'dd if="$f" iflag=nofollow,nonblock,skip_bytes skip=$((s > 262144 ? s - 262144 : 0)) '
+            f"bs=64K status=none | tail -n {lines}; }}"
         )
 
     def _journal_command(self, lines: int) -> str:

@@ -265,6 +265,18 @@ def test_a_log_written_while_the_clock_ran_ahead_does_not_hide_the_last_listener
     assert installed_version(install) == "2.334.0"
 
 
+def test_only_the_end_of_a_huge_listener_log_is_read(dirs):
+    """A job can grow the log to any size: only its last 256 KiB are read, in every pass."""
+    lines = "".join(
+        f"[2026-11-29 10:00:00Z INFO Runner] {n:04} {'x' * 2000}\n" for n in range(1000)
+    )
+    listener_log(dirs[0], "Runner_20261129-100000-utc.log", lines + "last\n", 0)
+    install = RunnerInstall(target("local://"), str(dirs[0]), "github-runner", str(dirs[1]))
+    diag = install.recent_log().diag
+    assert diag.endswith(f"0999 {'x' * 2000}\nlast\n")
+    assert 100 < diag.count("\n") < 300  # 256 KiB of 2-KiB lines: fewer than the 300 asked
+
+
 def test_a_log_dated_in_the_future_is_read_when_it_is_the_only_one(dirs):
     listener_log(dirs[0], "Runner_20261129-165419-utc.log", "only\n", -3 * 3600)
     install = RunnerInstall(target("local://"), str(dirs[0]), "github-runner", str(dirs[1]))
