@@ -154,15 +154,13 @@ def newest_log_command(directory: str) -> str:
     HostTraceListener.cs), in a _diag that is no link: _diag is the runner user's.
     """
     diag = shlex.quote(f"{directory}/_diag")
-    logs = (
+    listing = (
         f"find {diag} -maxdepth 1 -type f -regextype posix-extended "
-        r"-regex '.*/Runner_[0-9]{8}-[0-9]{6}-utc\.log'"
+        r"-regex '.*/Runner_[0-9]{8}-[0-9]{6}-utc\.log' -printf '%T@ %f\n' 2>/dev/null"
     )
-    newest = "-printf '%T@ %f\\n' 2>/dev/null | sort -n | tail -n 1 | cut -d' ' -f2"
-    return (
-        f'n=$({logs} ! -newermt "@$(($(date +%s) + 60))" {newest}); '
-        f'[ -n "$n" ] || n=$({logs} {newest}); f=${{n:+{diag}/$n}}'
-    )
+    # oldest first: the last log not past the VM's clock (+ 60 s), else the last one of all
+    newest = 'awk -v now="$(date +%s)" \'$1 <= now + 60 { n = $2 } END { if (n == "") n = $2; print n }\''
+    return f"n=$({listing} | sort -n | {newest}); f=${{n:+{diag}/$n}}"
 
 
 # One Worker log per job, named after its UTC start (HostTraceListener.cs _logFileNamingPattern

@@ -251,6 +251,11 @@ def listener_log(runner: Path, name: str, text: str, age: float) -> Path:
     return log
 
 
+def without_unit(dirs: tuple[Path, Path]) -> RunnerInstall:
+    """The runner in ``dirs`` with no .service: its log is the _diag file only."""
+    return RunnerInstall(target("local://"), str(dirs[0]), "github-runner", str(dirs[1]))
+
+
 def test_a_log_written_while_the_clock_ran_ahead_does_not_hide_the_last_listeners(dirs):
     """The clock test's skew leaves a log dated 3 h ahead: read first, it hid the revoked
     token of every later listener for those 3 h (the service fix then restarted instead of
@@ -260,7 +265,7 @@ def test_a_log_written_while_the_clock_ran_ahead_does_not_hide_the_last_listener
     listener_log(runner, "Runner_20261129-135348-utc.log", header + "2.330.0\nskewed\n", -3 * 3600)
     listener_log(runner, "Runner_20261129-142850-utc.log", header + "2.334.0\nlast\n", 5)
     listener_log(runner, "Runner_20261129-142503-utc.log", header + "2.333.0\nearlier\n", 200)
-    install = RunnerInstall(target("local://"), str(runner), "github-runner", str(dirs[1]))
+    install = without_unit(dirs)
     assert install.recent_log().diag.endswith("last\n")
     assert installed_version(install) == "2.334.0"
 
@@ -271,7 +276,7 @@ def test_only_the_end_of_a_huge_listener_log_is_read(dirs):
         f"[2026-11-29 10:00:00Z INFO Runner] {n:04} {'x' * 2000}\n" for n in range(1000)
     )
     listener_log(dirs[0], "Runner_20261129-100000-utc.log", lines + "last\n", 0)
-    install = RunnerInstall(target("local://"), str(dirs[0]), "github-runner", str(dirs[1]))
+    install = without_unit(dirs)
     diag = install.recent_log().diag
     assert diag.endswith(f"0999 {'x' * 2000}\nlast\n")
     assert 100 < diag.count("\n") < 300  # 256 KiB of 2-KiB lines: fewer than the 300 asked
@@ -279,7 +284,7 @@ def test_only_the_end_of_a_huge_listener_log_is_read(dirs):
 
 def test_a_log_dated_in_the_future_is_read_when_it_is_the_only_one(dirs):
     listener_log(dirs[0], "Runner_20261129-165419-utc.log", "only\n", -3 * 3600)
-    install = RunnerInstall(target("local://"), str(dirs[0]), "github-runner", str(dirs[1]))
+    install = without_unit(dirs)
     assert install.recent_log().diag == "only\n"
 
 
@@ -290,7 +295,7 @@ def test_the_listener_log_is_never_read_through_a_link_nor_by_another_name(dirs,
     secret.write_text("root's secret\n")
     (runner / "_diag" / "Runner_20261129-110000-utc.log").symlink_to(secret)
     listener_log(runner, "Runner_newer.log", "planted\n", 0)
-    install = RunnerInstall(target("local://"), str(runner), "github-runner", str(dirs[1]))
+    install = without_unit(dirs)
     assert install.recent_log().diag == "real\n"
     (runner / "_diag").rename(tmp_path / "elsewhere")
     (runner / "_diag").symlink_to(tmp_path / "elsewhere")
